@@ -1,0 +1,157 @@
+"""Validate raw message bytes against the event contract.
+
+JSON Schema (compiled once by jsonschema-rs, ~5 us a message) checks shape, ranges and formats; a few semantic checks the
+schema language cannot express follow (real calendar dates, timestamps Postgres accepts, NUL
+characters jsonb rejects). Each failure yields a short reason that names the offending field, which
+is what lands in `raw.quarantine.reason`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema_rs
+import orjson
+
+EVENT_TYPES: tuple[str, ...] = ("flight_status", "passenger_event", "position_report")
+SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
+ENVELOPE_FIELDS = (
+    "message_id",
+    "schema_version",
+    "event_type",
+    "event_time",
+    "source_system",
+    "payload",
+)
+TIMESTAMP_FIELDS: dict[str, tuple[str, ...]] = {
+    "flight_status": (
+        "scheduled_departure",
+        "scheduled_arrival",
+        "actual_departure",
+        "actual_arrival",
+    ),
+    "passenger_event": (),
+    "position_report": (),
+}
+MAX_REASON_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ValidEvent:
+    """A message that satisfies the contract; `doc` is the parsed JSON object."""
+
+    doc: dict[str, Any]
+
+    @property
+    def message_id(self) -> str:
+        return self.doc["message_id"]
+
+    @property
+    def event_type(self) -> str:
+        return self.doc["event_type"]
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidEvent:
+    """A message that breaks the contract, with a human-readable reason."""
+
+    reason: str
+    message_id: str | None = None
+
+
+def load_schema(event_type: str, version: int = 1) -> dict[str, Any]:
+    """The JSON Schema document of one event type and contract version."""
+    path = (
+        resources.files("latam_dagster.contracts")
+        / "schemas"
+        / f"v{version}"
+        / f"{event_type}.json"
+    )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@cache
+def _compiled(event_type: str, version: int):
+    return jsonschema_rs.validator_for(load_schema(event_type, version), validate_formats=True)
+
+
+def _parse_ts(value: str) -> datetime:
+    ts = datetime.fromisoformat(value)
+    if ts.tzinfo is None:
+        raise ValueError("timestamp has no UTC offset")
+    return ts
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _fail(reason: str, doc: Any = None) -> InvalidEvent:
+    mid = doc.get("message_id") if isinstance(doc, dict) else None
+    return InvalidEvent(reason[:MAX_REASON_CHARS], mid if isinstance(mid, str) else None)
+
+
+def validate_event(doc: Any, may_hold_nul: bool = True) -> ValidEvent | InvalidEvent:
+    """Check a parsed JSON value against the contract version it declares.
+
+    `may_hold_nul=False` skips the NUL scan when the caller saw no `\\u0000` escape in the text.
+    """
+    if not isinstance(doc, dict):
+        return _fail(f"JSON value is not an object (got {type(doc).__name__})")
+    missing = [f for f in ENVELOPE_FIELDS if f not in doc]
+    if missing:
+        return _fail(f"missing envelope field(s): {', '.join(missing)}", doc)
+    version = doc["schema_version"]
+    if isinstance(version, bool) or not isinstance(version, int):
+        return _fail(f"schema_version must be an integer (got {version!r})", doc)
+    if version not in SUPPORTED_VERSIONS:
+        return _fail(f"unsupported schema_version {version} (supported: {SUPPORTED_VERSIONS})", doc)
+    event_type = doc["event_type"]
+    if event_type not in EVENT_TYPES:
+        return _fail(f"unknown event_type {event_type!r} (known: {', '.join(EVENT_TYPES)})", doc)
+    validator = _compiled(event_type, version)
+    if not validator.is_valid(doc):
+        error = next(validator.iter_errors(doc))
+        where = "/".join(str(p) for p in error.instance_path) or "(root)"
+        return _fail(f"{event_type} v{version}: {where}: {error.message}", doc)
+    try:
+        _parse_ts(doc["event_time"])
+        payload = doc["payload"]
+        for name in TIMESTAMP_FIELDS[event_type]:
+            if payload.get(name) is not None:
+                _parse_ts(payload[name])
+        if payload.get("flight_date") is not None:
+            date.fromisoformat(payload["flight_date"])
+    except ValueError as exc:
+        return _fail(f"{event_type} v{version}: bad date or timestamp: {exc}", doc)
+    if may_hold_nul and _has_nul(doc):  # jsonb cannot store U+0000
+        return _fail("NUL character (\\u0000) in a string value", doc)
+    return ValidEvent(doc)
+
+
+def validate_body(body: bytes, max_bytes: int) -> ValidEvent | InvalidEvent:
+    """Validate one message body as it came off the queue."""
+    if not body:
+        return InvalidEvent("empty body")
+    if len(body) > max_bytes:
+        return InvalidEvent(f"body too large: {len(body)} bytes > limit {max_bytes}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return InvalidEvent(f"body is not UTF-8: {exc}")
+    try:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return InvalidEvent(f"body is not JSON: {exc}")
+    return validate_event(doc, may_hold_nul="\\u0000" in text)

@@ -1,0 +1,137 @@
+"""Warehouse connections and the versioned-migration runner.
+
+Schema changes live in `latam_dagster/migrations/NNNN_name.sql`, applied once each, in order,
+under an advisory lock, and recorded in `public.schema_migrations` with a checksum so that an
+edited, already-applied migration is caught instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import psycopg2.extensions
+
+from latam_dagster.settings import libpq_url
+
+MIGRATION_LOCK_ID = 7_340_001
+
+
+class WarehouseUnavailable(RuntimeError):
+    """Postgres did not answer; the message says where we looked and how to start it."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def connect(url: str, **kwargs) -> psycopg2.extensions.connection:
+    """Open a psycopg2 connection, turning a refused connection into advice."""
+    dsn = libpq_url(url)
+    try:
+        return psycopg2.connect(dsn, connect_timeout=5, **kwargs)
+    except psycopg2.OperationalError as exc:
+        if "does not exist" in str(exc):
+            raise
+        raise WarehouseUnavailable(
+            f"PostgreSQL is not reachable at {_redact(dsn)} ({str(exc).strip()}). "
+            "Start it (on Debian: pg_ctlcluster --skip-systemctl-redirect "
+            "$(ls /etc/postgresql) main start) or set LATAM_WAREHOUSE_URL."
+        ) from exc
+
+
+@contextmanager
+def connection(url: str) -> Iterator[psycopg2.extensions.connection]:
+    """A connection that commits on success, rolls back on error, and always closes."""
+    conn = connect(url)
+    try:
+        with conn:
+            yield conn
+    finally:
+        conn.close()
+
+
+def ensure_database(url: str) -> bool:
+    """Create the database named in `url` when it is missing. Returns True if created."""
+    dsn = libpq_url(url)
+    parts = urlsplit(dsn)
+    dbname = parts.path.lstrip("/") or "postgres"
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    conn = connect(admin)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
+            if cur.fetchone():
+                return False
+            cur.execute(f'CREATE DATABASE "{dbname}"')
+            return True
+    except psycopg2.errors.DuplicateDatabase:
+        return False
+    finally:
+        conn.close()
+
+
+def load_migrations() -> list[Migration]:
+    """Every migration shipped in the package, in version order."""
+    found = []
+    for entry in resources.files("latam_dagster.migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql"):
+            version = int(name.split("_", 1)[0])
+            found.append(Migration(version, name[:-4], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"duplicate migration versions: {versions}")
+    return found
+
+
+def migrate(url: str) -> list[str]:
+    """Create the database if needed and apply pending migrations. Returns the names applied."""
+    ensure_database(url)
+    applied: list[str] = []
+    with connection(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
+        cur.execute(
+            """CREATE TABLE IF NOT EXISTS public.schema_migrations (
+                   version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        cur.execute("SELECT version, checksum, name FROM public.schema_migrations")
+        done = {v: (c, n) for v, c, n in cur.fetchall()}
+        for m in load_migrations():
+            if m.version in done:
+                if done[m.version][0] != m.checksum:
+                    raise RuntimeError(
+                        f"migration {m.name} was edited after it was applied; "
+                        "add a new migration instead"
+                    )
+                continue
+            cur.execute(m.sql)
+            cur.execute(
+                "INSERT INTO public.schema_migrations (version, name, checksum) VALUES (%s,%s,%s)",
+                (m.version, m.name, m.checksum),
+            )
+            applied.append(m.name)
+    return applied

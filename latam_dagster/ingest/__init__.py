@@ -1,0 +1,1 @@
+"""Getting events from RabbitMQ into raw Postgres: topology, publishing, the drain."""

@@ -1,0 +1,161 @@
+"""Drain one queue into raw Postgres: consume, validate, write a batch, commit, then ack.
+
+Effectively-once: a batch is committed before its messages are acked (one `basic_ack` with
+`multiple=True`), so a crash before the ack only causes a redelivery, which `ON CONFLICT DO NOTHING`
+and the quarantine's body-hash key make harmless. Memory is bounded by the prefetch window.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import pika
+import pika.exceptions
+
+from latam_dagster.contracts import InvalidEvent, validate_body
+from latam_dagster.db import connect
+from latam_dagster.ingest.topology import Topology, declare, open_connection
+from latam_dagster.ingest.writer import BatchResult, RawWriter, Rejected, Valid
+from latam_dagster.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DrainStats:
+    """What one drain run did; becomes the materialization metadata."""
+
+    queue: str
+    received: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    quarantine_duplicates: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    inserted_by_table: dict[str, int] = field(default_factory=dict)
+    stop_reason: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.received / self.seconds if self.seconds > 0 else 0.0
+
+    def add(self, result: BatchResult) -> None:
+        self.batches += 1
+        self.inserted += result.inserted_total
+        self.duplicates += result.duplicates
+        self.quarantined += result.quarantined
+        self.quarantine_duplicates += result.quarantined - result.quarantine_new
+        for table, n in result.inserted.items():
+            self.inserted_by_table[table] = self.inserted_by_table.get(table, 0) + n
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "rate_per_s": round(self.rate, 1)}
+
+
+@dataclass(frozen=True)
+class DrainConfig:
+    batch_size: int = 2000
+    prefetch: int = 4000
+    max_messages: int = 500_000
+    max_seconds: float = 120.0
+    idle_seconds: float = 1.0
+    max_message_bytes: int = 1024 * 1024
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> DrainConfig:
+        return cls(
+            batch_size=s.drain_batch_size,
+            prefetch=max(s.drain_prefetch, s.drain_batch_size),
+            max_messages=s.drain_max_messages,
+            max_seconds=s.drain_max_seconds,
+            idle_seconds=s.drain_idle_seconds,
+            max_message_bytes=s.max_message_bytes,
+        )
+
+
+def classify(body: bytes, routing_key: str, queue: str, max_bytes: int) -> Valid | Rejected:
+    """Validate one body and shape it for the writer."""
+    outcome = validate_body(body, max_bytes)
+    if isinstance(outcome, InvalidEvent):
+        return Rejected(queue, routing_key, outcome.reason, body, outcome.message_id)
+    # validate_body decoded these bytes as UTF-8 already, so this cannot fail
+    return Valid(outcome.event_type, routing_key, body.decode("utf-8"), outcome.message_id)
+
+
+def drain_queue(
+    amqp_url: str,
+    warehouse_url: str,
+    topo: Topology,
+    family: str,
+    config: DrainConfig,
+    on_batch: Callable[[DrainStats], None] | None = None,
+) -> DrainStats:
+    """Drain `topo.queue(family)` until it is empty or a budget is spent."""
+    queue = topo.queue(family)
+    stats = DrainStats(queue=queue)
+    conn = connect(warehouse_url)
+    amqp = open_connection(amqp_url)
+    started = time.monotonic()
+    try:
+        writer = RawWriter(conn)
+        channel = amqp.channel()
+        declare(channel, topo)
+        channel.basic_qos(prefetch_count=config.prefetch)
+        pending: list[tuple[int, bytes, str]] = []
+
+        def on_message(ch, method, _props, body: bytes) -> None:
+            pending.append((method.delivery_tag, body, method.routing_key))
+
+        consumer_tag = channel.basic_consume(queue, on_message, auto_ack=False)
+        last_message_at = time.monotonic()
+
+        def flush() -> None:
+            nonlocal pending
+            batch, pending = pending, []
+            valid: list[Valid] = []
+            rejected: list[Rejected] = []
+            for _tag, body, rk in batch:
+                item = classify(body, rk, queue, config.max_message_bytes)
+                (valid if isinstance(item, Valid) else rejected).append(item)
+            result = writer.write(valid, rejected, queue)  # commits
+            channel.basic_ack(delivery_tag=batch[-1][0], multiple=True)
+            stats.received += len(batch)
+            stats.add(result)
+            if on_batch:
+                on_batch(stats)
+
+        while True:
+            before = len(pending)
+            amqp.process_data_events(time_limit=min(0.25, config.idle_seconds))
+            now = time.monotonic()
+            if len(pending) > before:
+                last_message_at = now
+                if len(pending) >= config.batch_size:
+                    flush()
+            elif pending:  # nothing more arrived: write the partial batch now
+                flush()
+            if stats.received >= config.max_messages:
+                stats.stop_reason = "message budget spent"
+                break
+            if now - started >= config.max_seconds:
+                stats.stop_reason = "time budget spent"
+                break
+            if not pending and now - last_message_at >= config.idle_seconds:
+                stats.stop_reason = "queue empty"
+                break
+        channel.basic_cancel(consumer_tag)
+        if pending:
+            flush()
+    finally:
+        stats.seconds = time.monotonic() - started
+        try:
+            if amqp.is_open:
+                amqp.close()
+        except pika.exceptions.AMQPError:
+            log.warning("broker connection did not close cleanly", exc_info=True)
+        conn.close()
+    return stats

@@ -1,0 +1,159 @@
+"""The RabbitMQ topology, declared idempotently by code (never by hand).
+
+One topic exchange, one quorum queue per event family, a dead-letter exchange as the last line of
+defence behind the delivery limit, and an alternate exchange so that a message with an unknown
+routing key is kept instead of silently dropped by the broker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pika
+import pika.exceptions
+
+# queue suffix -> (routing-key pattern, raw table the queue feeds, event type)
+QUEUES: dict[str, tuple[str, str, str]] = {
+    "flights": ("flight.#", "raw.flight_events", "flight_status"),
+    "passengers": ("passenger.#", "raw.passenger_events", "passenger_event"),
+    "positions": ("position.#", "raw.position_reports", "position_report"),
+}
+ROUTING_PREFIX = {
+    "flight_status": "flight",
+    "passenger_event": "passenger",
+    "position_report": "position",
+}
+
+
+class BrokerUnavailable(RuntimeError):
+    """RabbitMQ did not answer; the message says where we looked and how to start it."""
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Names of every exchange and queue, derived from one prefix so tests can isolate."""
+
+    prefix: str = "latam"
+    delivery_limit: int = 20
+
+    @property
+    def exchange(self) -> str:
+        return f"{self.prefix}.events"
+
+    @property
+    def dlx(self) -> str:
+        return f"{self.prefix}.dlx"
+
+    @property
+    def dead_queue(self) -> str:
+        return f"{self.prefix}.dead"
+
+    @property
+    def unrouted_exchange(self) -> str:
+        return f"{self.prefix}.unrouted"
+
+    @property
+    def unrouted_queue(self) -> str:
+        return f"{self.prefix}.unrouted"
+
+    def queue(self, family: str) -> str:
+        return f"{self.prefix}.{family}"
+
+    @property
+    def queues(self) -> list[str]:
+        return [self.queue(f) for f in QUEUES]
+
+    def family_of(self, queue: str) -> str:
+        family = queue.removeprefix(f"{self.prefix}.")
+        if family not in QUEUES:
+            raise ValueError(f"{queue!r} is not a drainable queue of topology {self.prefix!r}")
+        return family
+
+
+def routing_key_for(event: dict) -> str:
+    """`flight.<source_system>` and friends; unknown types go to `unknown.<source>`."""
+    family = ROUTING_PREFIX.get(event.get("event_type"), "unknown")  # type: ignore[arg-type]
+    source = event.get("source_system")
+    return f"{family}.{source if isinstance(source, str) and source else 'unknown'}"
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    return url.replace(f":{parts.password}@", ":***@") if parts.password else url
+
+
+def open_connection(amqp_url: str, heartbeat: int = 30) -> pika.BlockingConnection:
+    """Connect to RabbitMQ, turning a refused connection into advice."""
+    params = pika.URLParameters(amqp_url)
+    params.heartbeat = heartbeat
+    params.blocked_connection_timeout = 60
+    params.connection_attempts = 1
+    params.socket_timeout = 5
+    try:
+        return pika.BlockingConnection(params)
+    except pika.exceptions.AMQPConnectionError as exc:
+        raise BrokerUnavailable(
+            f"RabbitMQ is not reachable at {_redact(amqp_url)} ({exc!r}). "
+            "Start it (rabbitmq-server -detached) or set LATAM_AMQP_URL."
+        ) from exc
+
+
+def declare(channel: pika.adapters.blocking_connection.BlockingChannel, topo: Topology) -> None:
+    """Declare exchanges, queues and bindings; safe to call any number of times."""
+    channel.exchange_declare(topo.dlx, exchange_type="fanout", durable=True)
+    channel.queue_declare(topo.dead_queue, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_bind(topo.dead_queue, topo.dlx)
+    channel.exchange_declare(topo.unrouted_exchange, exchange_type="fanout", durable=True)
+    channel.queue_declare(topo.unrouted_queue, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_bind(topo.unrouted_queue, topo.unrouted_exchange)
+    channel.exchange_declare(
+        topo.exchange,
+        exchange_type="topic",
+        durable=True,
+        arguments={"alternate-exchange": topo.unrouted_exchange},
+    )
+    for family, (pattern, _table, _etype) in QUEUES.items():
+        name = topo.queue(family)
+        channel.queue_declare(
+            name,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": topo.delivery_limit,
+                "x-dead-letter-exchange": topo.dlx,
+            },
+        )
+        channel.queue_bind(name, topo.exchange, routing_key=pattern)
+
+
+def declare_topology(amqp_url: str, topo: Topology) -> None:
+    """Open a connection, declare everything, close."""
+    conn = open_connection(amqp_url)
+    try:
+        declare(conn.channel(), topo)
+    finally:
+        conn.close()
+
+
+def queue_depths(amqp_url: str, topo: Topology) -> dict[str, int]:
+    """Ready-message count per drainable queue (passive declare: creates nothing)."""
+    conn = open_connection(amqp_url)
+    try:
+        ch = conn.channel()
+        return {q: ch.queue_declare(q, passive=True).method.message_count for q in topo.queues}
+    finally:
+        conn.close()
+
+
+def delete_topology(amqp_url: str, topo: Topology) -> None:
+    """Remove every queue and exchange of a topology (tests and teardown)."""
+    conn = open_connection(amqp_url)
+    try:
+        ch = conn.channel()
+        for q in [*topo.queues, topo.dead_queue, topo.unrouted_queue]:
+            ch.queue_delete(q)
+        for x in (topo.exchange, topo.dlx, topo.unrouted_exchange):
+            ch.exchange_delete(x)
+    finally:
+        conn.close()

@@ -1,0 +1,29 @@
+"""The warehouse (Postgres) as a Dagster resource."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg2.extensions
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from latam_dagster import db
+from latam_dagster.settings import get_settings
+
+
+class WarehouseResource(ConfigurableResource):
+    """Connection details of the warehouse; `url` defaults to LATAM_WAREHOUSE_URL."""
+
+    url: str = Field(default_factory=lambda: get_settings().warehouse_url)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg2.extensions.connection]:
+        """A psycopg2 connection that commits on success and always closes."""
+        with db.connection(self.url) as conn:
+            yield conn
+
+    def migrate(self) -> list[str]:
+        """Create the database if missing and apply pending migrations."""
+        return db.migrate(self.url)
