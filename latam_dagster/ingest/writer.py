@@ -69,7 +69,7 @@ VALUES %s ON CONFLICT (queue, body_sha256) DO NOTHING RETURNING 1"""
 
 # Errors that a row's content can cause (as opposed to a lost connection, which must propagate
 # so that nothing is acked).
-_ROW_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError, psycopg2.ProgrammingError)
+ROW_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError, psycopg2.ProgrammingError)
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
@@ -130,9 +130,16 @@ class RawWriter:
             result = self._write(valid, rejected)
             self.conn.commit()
             return result
-        except _ROW_ERRORS:
+        except ROW_ERRORS:
             self.conn.rollback()
         return self._write_row_by_row(valid, rejected, queue)
+
+    def write_in_transaction(self, valid: list[Valid]) -> BatchResult:
+        """Insert valid events inside the caller's open transaction (no commit, no fallback)."""
+        result = self._write(valid, [])
+        with self.conn.cursor() as cur:
+            cur.execute("TRUNCATE _raw_stage")
+        return result
 
     def _write(self, valid: list[Valid], rejected: list[Rejected]) -> BatchResult:
         result = BatchResult(valid=len(valid), quarantined=len(rejected))
@@ -168,7 +175,7 @@ class RawWriter:
                     result.valid += 1
                     cur.execute("TRUNCATE _raw_stage")
                     cur.execute("RELEASE SAVEPOINT one_row")
-                except _ROW_ERRORS as exc:
+                except ROW_ERRORS as exc:
                     cur.execute("ROLLBACK TO SAVEPOINT one_row")
                     reason = f"rejected by the warehouse: {str(exc).splitlines()[0]}"
                     late_rejects.append(

@@ -1,0 +1,1 @@
+"""Software-defined assets: raw (drains), reference, curated, marts."""

@@ -1,0 +1,158 @@
+"""The `latam` command: set-up, simulation, publishing, the pipeline, and operations."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from latam_dagster.settings import get_settings
+
+
+class FriendlyErrors(click.Group):
+    """Turn 'service not reachable' errors into one clear line and exit status 2."""
+
+    def invoke(self, ctx: click.Context):
+        from latam_dagster.db import WarehouseUnavailable
+        from latam_dagster.ingest.topology import BrokerUnavailable
+
+        try:
+            return super().invoke(ctx)
+        except (WarehouseUnavailable, BrokerUnavailable) as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=FriendlyErrors)
+def main() -> None:
+    """LATAM airline data platform."""
+
+
+@main.command()
+def init() -> None:
+    """Create the databases and schemas, the RabbitMQ topology and DAGSTER_HOME."""
+    from latam_dagster.pipeline import ensure_dagster_home, prepare
+
+    settings = get_settings()
+    applied = prepare(settings)
+    home = ensure_dagster_home(settings)
+    click.echo(f"warehouse ready ({len(applied)} migration(s) applied)")
+    click.echo(f"topology '{settings.topology_prefix}' declared on RabbitMQ")
+    click.echo(f"DAGSTER_HOME={home}")
+
+
+@main.command()
+@click.argument("file", type=click.File("rb"))
+@click.option("--no-validate", is_flag=True, help="Publish every line as it is (for testing).")
+def publish(file, no_validate: bool) -> None:
+    """Publish JSON Lines events (FILE or - for stdin) with publisher confirms.
+
+    Each line is checked against the contract first; invalid lines are reported with their line
+    number and not published, and the exit status is 1.
+    """
+    from latam_dagster.contracts import InvalidEvent, validate_body
+    from latam_dagster.ingest.publish import Publisher, read_jsonl
+    from latam_dagster.ingest.topology import Topology, routing_key_for
+
+    settings = get_settings()
+    topo = Topology(settings.topology_prefix, settings.delivery_limit)
+    published = rejected = 0
+    with Publisher(settings.amqp_url, topo) as pub:
+        for lineno, line in read_jsonl(file):
+            outcome = validate_body(line, settings.max_message_bytes)
+            if isinstance(outcome, InvalidEvent) and not no_validate:
+                click.echo(f"line {lineno}: not published: {outcome.reason}", err=True)
+                rejected += 1
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = {}
+            key = routing_key_for(event if isinstance(event, dict) else {})
+            pub.publish_body(line, key)
+            published += 1
+    click.echo(f"published {published} event(s), rejected {rejected}")
+    if rejected:
+        sys.exit(1)
+
+
+@main.command("run-once")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def run_once_cmd(as_json: bool) -> None:
+    """Run the whole pipeline once through Dagster; non-zero exit when anything fails."""
+    from latam_dagster.pipeline import run_once
+
+    report = run_once()
+    if as_json:
+        click.echo(json.dumps(report.__dict__, default=str, indent=2))
+    else:
+        for step in report.steps:
+            md = step["metadata"]
+            summary = ", ".join(
+                f"{k}={md[k]}"
+                for k in ("received", "inserted", "duplicates", "quarantined", "rows")
+                if k in md
+            )
+            click.echo(f"{step['asset']}: {summary}")
+        for failure in report.failures:
+            click.echo(f"FAILED {failure}", err=True)
+        click.echo(
+            f"run {'succeeded' if report.success else 'failed'}: {', '.join(report.run_ids)}"
+        )
+    sys.exit(0 if report.success else 1)
+
+
+@main.group()
+def quarantine() -> None:
+    """Inspect and replay messages that broke the contract."""
+
+
+@quarantine.command("list")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--queue", default=None, help="Only this queue.")
+@click.option("--all", "include_replayed", is_flag=True, help="Include replayed rows.")
+@click.option("--json", "as_json", is_flag=True)
+def quarantine_list(limit: int, queue: str | None, include_replayed: bool, as_json: bool) -> None:
+    """List quarantined messages, newest first."""
+    from latam_dagster.ingest.quarantine import list_quarantine
+
+    rows = list_quarantine(get_settings().warehouse_url, limit, queue, include_replayed)
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+        return
+    for r in rows:
+        state = f" [replayed: {r['replay_result']}]" if r["replayed_at"] else ""
+        click.echo(
+            f"#{r['quarantine_id']} {r['received_at']:%Y-%m-%d %H:%M:%S} {r['queue']} "
+            f"({r['body_bytes']} B){state}: {r['reason']}"
+        )
+    click.echo(f"{len(rows)} row(s)")
+
+
+@quarantine.command("replay")
+@click.option("--id", "ids", multiple=True, type=int, help="Only these quarantine ids.")
+@click.option("--queue", default=None, help="Only this queue.")
+@click.option("--dry-run", is_flag=True, help="Validate and report, change nothing.")
+def quarantine_replay(ids: tuple[int, ...], queue: str | None, dry_run: bool) -> None:
+    """Send open quarantine rows back through validation; the ones that pass go to raw."""
+    from latam_dagster.ingest.quarantine import replay
+
+    s = get_settings()
+    res = replay(s.warehouse_url, s.max_message_bytes, list(ids) or None, queue, dry_run)
+    prefix = "dry run: " if dry_run else ""
+    click.echo(
+        f"{prefix}examined {res.examined}, inserted {res.inserted}, "
+        f"already in raw {res.already_in_raw}, still invalid {res.still_invalid}"
+    )
+
+
+def _register_optional_commands() -> None:
+    try:
+        from latam_dagster.simulator.cli import simulate
+    except ImportError:  # the simulator ships with the package; this guards partial installs
+        return
+    main.add_command(simulate)
+
+
+_register_optional_commands()
