@@ -103,6 +103,32 @@ def run_once_cmd(as_json: bool) -> None:
     sys.exit(0 if report.success else 1)
 
 
+@main.command()
+@click.option("--port", default=3000, show_default=True, help="Dagster UI port.")
+@click.option("--api-port", default=8080, show_default=True, help="REST API port.")
+@click.option("--rate", default=50.0, show_default=True, help="Simulated events per second.")
+@click.option("--systems", default=12, show_default=True, help="Simulated source systems.")
+@click.option("--seed", default=7, show_default=True)
+def demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> None:
+    """Run the whole platform locally (Dagster UI, daemon, simulator, API) until Ctrl-C."""
+    from latam_dagster.demo import run_demo
+
+    sys.exit(run_demo(port, api_port, rate, systems, seed))
+
+
+@main.command()
+def doctor() -> None:
+    """Check that Postgres and RabbitMQ answer where the settings point."""
+    from latam_dagster.demo import check_services
+
+    problems = check_services(get_settings())
+    for p in problems:
+        click.echo(f"error: {p}", err=True)
+    if problems:
+        sys.exit(2)
+    click.echo("Postgres and RabbitMQ answer")
+
+
 @main.group()
 def quarantine() -> None:
     """Inspect and replay messages that broke the contract."""

@@ -54,7 +54,7 @@ def connect(url: str, **kwargs) -> psycopg2.extensions.connection:
         if "does not exist" in str(exc):
             raise
         raise WarehouseUnavailable(
-            f"PostgreSQL is not reachable at {_redact(dsn)} ({str(exc).strip()}). "
+            f"PostgreSQL is not reachable at {_redact(dsn)} ({' '.join(str(exc).split())}). "
             "Start it (on Debian: pg_ctlcluster --skip-systemctl-redirect "
             "$(ls /etc/postgresql) main start) or set LATAM_WAREHOUSE_URL."
         ) from exc

@@ -5,7 +5,6 @@ inserted, duplicates, quarantined, rate) as materialization metadata. Each drain
 concurrency pool, so at most one drain per queue runs at a time across all runs.
 """
 
-
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -24,9 +23,9 @@ RAW_GROUP = "raw"
 
 
 def raw_asset_key(family: str) -> AssetKey:
-    """`raw/flight_events` for the flights queue, and so on."""
+    """`raw/flight_events` for the flights queue, and so on; `raw/unrouted` for the catch-all."""
     table = QUEUES[family][1]
-    return AssetKey(table.split("."))
+    return AssetKey(table.split(".") if table else ["raw", family])
 
 
 def drain_pool(family: str) -> str:
@@ -36,17 +35,24 @@ def drain_pool(family: str) -> str:
 def build_drain_asset(family: str) -> AssetsDefinition:
     """The asset that drains `<prefix>.<family>` into its raw table."""
     _pattern, table, event_type = QUEUES[family]
+    if table:
+        description = (
+            f"`{table}`: append-only {event_type} events, one row per message_id, drained from "
+            f"the `{family}` queue. Invalid messages go to `raw.quarantine`."
+        )
+    else:
+        description = (
+            "Messages whose routing key matched no queue (caught by the alternate exchange): "
+            "valid events land in their raw table by event type, the rest in `raw.quarantine`."
+        )
 
     @asset(
         key=raw_asset_key(family),
         group_name=RAW_GROUP,
         pool=drain_pool(family),
         kinds={"postgres", "rabbitmq"},
-        description=(
-            f"`{table}`: append-only {event_type} events, one row per message_id, drained from "
-            f"the `{family}` queue. Invalid messages go to `raw.quarantine`."
-        ),
-        metadata={"table": table, "queue_family": family},
+        description=description,
+        metadata={"table": table or "raw.*", "queue_family": family},
     )
     def _drain(
         context: AssetExecutionContext,

@@ -13,11 +13,14 @@ from urllib.parse import urlsplit
 import pika
 import pika.exceptions
 
-# queue suffix -> (routing-key pattern, raw table the queue feeds, event type)
-QUEUES: dict[str, tuple[str, str, str]] = {
+# queue suffix -> (routing-key pattern, raw table the queue feeds, event type). The `unrouted`
+# queue takes what the alternate exchange catches (routing keys no binding matches); its drain
+# sends valid events to their table by event type and quarantines the rest.
+QUEUES: dict[str, tuple[str | None, str | None, str | None]] = {
     "flights": ("flight.#", "raw.flight_events", "flight_status"),
     "passengers": ("passenger.#", "raw.passenger_events", "passenger_event"),
     "positions": ("position.#", "raw.position_reports", "position_report"),
+    "unrouted": (None, None, None),
 }
 ROUTING_PREFIX = {
     "flight_status": "flight",
@@ -55,7 +58,7 @@ class Topology:
 
     @property
     def unrouted_queue(self) -> str:
-        return f"{self.prefix}.unrouted"
+        return self.queue("unrouted")
 
     def queue(self, family: str) -> str:
         return f"{self.prefix}.{family}"
@@ -105,8 +108,6 @@ def declare(channel: pika.adapters.blocking_connection.BlockingChannel, topo: To
     channel.queue_declare(topo.dead_queue, durable=True, arguments={"x-queue-type": "quorum"})
     channel.queue_bind(topo.dead_queue, topo.dlx)
     channel.exchange_declare(topo.unrouted_exchange, exchange_type="fanout", durable=True)
-    channel.queue_declare(topo.unrouted_queue, durable=True, arguments={"x-queue-type": "quorum"})
-    channel.queue_bind(topo.unrouted_queue, topo.unrouted_exchange)
     channel.exchange_declare(
         topo.exchange,
         exchange_type="topic",
@@ -124,7 +125,10 @@ def declare(channel: pika.adapters.blocking_connection.BlockingChannel, topo: To
                 "x-dead-letter-exchange": topo.dlx,
             },
         )
-        channel.queue_bind(name, topo.exchange, routing_key=pattern)
+        if pattern is None:
+            channel.queue_bind(name, topo.unrouted_exchange)
+        else:
+            channel.queue_bind(name, topo.exchange, routing_key=pattern)
 
 
 def declare_topology(amqp_url: str, topo: Topology) -> None:
@@ -151,7 +155,7 @@ def delete_topology(amqp_url: str, topo: Topology) -> None:
     conn = open_connection(amqp_url)
     try:
         ch = conn.channel()
-        for q in [*topo.queues, topo.dead_queue, topo.unrouted_queue]:
+        for q in [*topo.queues, topo.dead_queue]:
             ch.queue_delete(q)
         for x in (topo.exchange, topo.dlx, topo.unrouted_exchange):
             ch.exchange_delete(x)

@@ -1,0 +1,160 @@
+"""`latam demo`: the whole platform on one machine, stopped cleanly with Ctrl-C.
+
+Checks that Postgres and RabbitMQ answer (and says how to start the one that does not), prepares
+the databases, schemas, topology and DAGSTER_HOME, then starts the Dagster webserver and daemon,
+the event simulator and (when present) the REST API as child processes, prints the URLs, and stops
+every child when interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from latam_dagster.db import WarehouseUnavailable, connect
+from latam_dagster.ingest.topology import BrokerUnavailable, open_connection
+from latam_dagster.settings import Settings, get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen
+
+
+def check_services(settings: Settings) -> list[str]:
+    """One line of advice per service that does not answer; empty when all is well."""
+    problems = []
+    try:
+        connect(settings.dsn.rsplit("/", 1)[0] + "/postgres").close()
+    except WarehouseUnavailable as exc:
+        problems.append(str(exc))
+    try:
+        open_connection(settings.amqp_url).close()
+    except BrokerUnavailable as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def _bin(name: str) -> str:
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else (shutil.which(name) or name)
+
+
+def _start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Child:
+    log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115  (closed with the process)
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    return Child(name, proc)
+
+
+def _stop(children: list[Child], timeout: float = 15.0) -> None:
+    for child in children:
+        if child.proc.poll() is None:
+            os.killpg(child.proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(child.proc.pid, signal.SIGKILL)
+            child.proc.wait()
+
+
+def run_demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> int:
+    """Start everything and block until Ctrl-C or a child dies; returns an exit status."""
+    from latam_dagster.pipeline import ensure_dagster_home, prepare
+
+    settings = get_settings()
+    problems = check_services(settings)
+    if problems:
+        for p in problems:
+            click.echo(f"error: {p}", err=True)
+        return 2
+    prepare(settings)
+    home = ensure_dagster_home(settings)
+    env = dict(os.environ)
+    log_dir = home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    children: list[Child] = []
+    try:
+        children.append(
+            _start(
+                "webserver",
+                [
+                    _bin("dagster-webserver"),
+                    "-w",
+                    "workspace.yaml",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                ],
+                env,
+                log_dir,
+            )
+        )
+        children.append(
+            _start("daemon", [_bin("dagster-daemon"), "run", "-w", "workspace.yaml"], env, log_dir)
+        )
+        children.append(
+            _start(
+                "simulator",
+                [
+                    _bin("latam"),
+                    "simulate",
+                    "--forever",
+                    "--rate",
+                    str(rate),
+                    "--systems",
+                    str(systems),
+                    "--seed",
+                    str(seed),
+                ],
+                env,
+                log_dir,
+            )
+        )
+        if (ROOT / "api_service").exists():
+            children.append(
+                _start(
+                    "api",
+                    [_bin("latam"), "api", "--host", "127.0.0.1", "--port", str(api_port)],
+                    env,
+                    log_dir,
+                )
+            )
+        click.echo("LATAM data platform demo is starting:")
+        click.echo(f"  Dagster UI       http://127.0.0.1:{port}  (lineage, runs, sensors, checks)")
+        if any(c.name == "api" for c in children):
+            click.echo(f"  REST API         http://127.0.0.1:{api_port}/docs")
+        click.echo(f"  simulator        {rate:g} events/s from {systems} source systems")
+        click.echo(f"  logs             {log_dir}")
+        click.echo("Press Ctrl-C to stop everything.")
+        while True:
+            for child in children:
+                if child.proc.poll() is not None:
+                    click.echo(
+                        f"error: {child.name} exited with status {child.proc.returncode}; "
+                        f"see {log_dir / (child.name + '.log')}",
+                        err=True,
+                    )
+                    return 1
+            time.sleep(1)
+    except KeyboardInterrupt:
+        click.echo("\nstopping ...")
+        return 0
+    finally:
+        _stop(children)
+        click.echo("all demo processes stopped")
