@@ -5,7 +5,6 @@ skips while a drain of the same queue is queued or running, and each request car
 so a sensor tick that is evaluated twice does not launch two runs.
 """
 
-
 import time
 
 from dagster import (
