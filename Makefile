@@ -5,7 +5,6 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export GX_ANALYTICS_ENABLED := false
 export DAGSTER_DISABLE_TELEMETRY := 1
 
@@ -28,7 +27,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 validate: install
-	$(BIN)/dagster definitions validate -m latam_dagster.definitions
+	env -u DAGSTER_HOME $(BIN)/dagster definitions validate -m latam_dagster.definitions
 
 test: install lint validate
 	$(BIN)/pytest -q -p no:cacheprovider
