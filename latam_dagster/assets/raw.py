@@ -9,8 +9,10 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    Backoff,
     MaterializeResult,
     MetadataValue,
+    RetryPolicy,
     asset,
 )
 
@@ -53,6 +55,8 @@ def build_drain_asset(family: str) -> AssetsDefinition:
         kinds={"postgres", "rabbitmq"},
         description=description,
         metadata={"table": table or "raw.*", "queue_family": family},
+        # a dropped broker connection fails the step; retrying is safe (commit-then-ack)
+        retry_policy=RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL),
     )
     def _drain(
         context: AssetExecutionContext,

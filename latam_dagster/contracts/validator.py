@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -38,6 +38,14 @@ TIMESTAMP_FIELDS: dict[str, tuple[str, ...]] = {
     "passenger_event": (),
     "position_report": (),
 }
+INTEGER_FIELDS: dict[str, tuple[str, ...]] = {
+    "flight_status": ("flight_number", "seat_capacity"),
+    "passenger_event": ("flight_number",),
+    "position_report": ("flight_number",),
+}
+# Postgres accepts offsets below 16 h; years are bounded so every reader (Python, pandas) copes
+MAX_UTC_OFFSET = timedelta(hours=16)
+MIN_YEAR, MAX_YEAR = 1970, 2100
 MAX_REASON_CHARS = 500
 
 
@@ -81,10 +89,25 @@ def _compiled(event_type: str, version: int):
 
 
 def _parse_ts(value: str) -> datetime:
-    ts = datetime.fromisoformat(value)
-    if ts.tzinfo is None:
+    # RFC 3339 allows a lower-case 't'/'z'; Python 3.11's parser wants upper case
+    ts = datetime.fromisoformat(value.upper())
+    offset = ts.utcoffset()
+    if offset is None:
         raise ValueError("timestamp has no UTC offset")
+    if abs(offset) >= MAX_UTC_OFFSET:
+        raise ValueError(f"UTC offset {offset} out of range (at most +/-15:59)")
+    if not MIN_YEAR <= ts.year <= MAX_YEAR:
+        raise ValueError(f"year {ts.year} outside {MIN_YEAR}..{MAX_YEAR}")
     return ts
+
+
+def _check_integers(event_type: str, payload: dict[str, Any]) -> str | None:
+    # JSON Schema counts 800.0 as an integer; the warehouse keys and casts need a real one
+    for name in INTEGER_FIELDS[event_type]:
+        value = payload.get(name)
+        if value is not None and type(value) is not int:
+            return f"payload/{name}: {value!r} must be written as an integer"
+    return None
 
 
 def _has_nul(value: Any) -> bool:
@@ -125,6 +148,9 @@ def validate_event(doc: Any, may_hold_nul: bool = True) -> ValidEvent | InvalidE
         error = next(validator.iter_errors(doc))
         where = "/".join(str(p) for p in error.instance_path) or "(root)"
         return _fail(f"{event_type} v{version}: {where}: {error.message}", doc)
+    bad_integer = _check_integers(event_type, doc["payload"])
+    if bad_integer:
+        return _fail(f"{event_type} v{version}: {bad_integer}", doc)
     try:
         _parse_ts(doc["event_time"])
         payload = doc["payload"]
@@ -132,7 +158,9 @@ def validate_event(doc: Any, may_hold_nul: bool = True) -> ValidEvent | InvalidE
             if payload.get(name) is not None:
                 _parse_ts(payload[name])
         if payload.get("flight_date") is not None:
-            date.fromisoformat(payload["flight_date"])
+            year = date.fromisoformat(payload["flight_date"]).year
+            if not MIN_YEAR <= year <= MAX_YEAR:
+                raise ValueError(f"flight_date year {year} outside {MIN_YEAR}..{MAX_YEAR}")
     except ValueError as exc:
         return _fail(f"{event_type} v{version}: bad date or timestamp: {exc}", doc)
     if may_hold_nul and _has_nul(doc):  # jsonb cannot store U+0000

@@ -24,6 +24,14 @@ from latam_dagster.settings import Settings
 log = logging.getLogger(__name__)
 
 
+class DrainInterrupted(RuntimeError):
+    """The broker connection dropped mid-drain; `stats` says what was done before."""
+
+    def __init__(self, message: str, stats: DrainStats):
+        super().__init__(message)
+        self.stats = stats
+
+
 @dataclass
 class DrainStats:
     """What one drain run did; becomes the materialization metadata."""
@@ -114,8 +122,9 @@ def drain_queue(
         last_message_at = time.monotonic()
 
         def flush() -> None:
+            # at most batch_size messages per transaction; the rest waits for the next flush
             nonlocal pending
-            batch, pending = pending, []
+            batch, pending = pending[: config.batch_size], pending[config.batch_size :]
             valid: list[Valid] = []
             rejected: list[Rejected] = []
             for _tag, body, rk in batch:
@@ -134,7 +143,7 @@ def drain_queue(
             now = time.monotonic()
             if len(pending) > before:
                 last_message_at = now
-                if len(pending) >= config.batch_size:
+                while len(pending) >= config.batch_size:
                     flush()
             elif pending:  # nothing more arrived: write the partial batch now
                 flush()
@@ -148,8 +157,16 @@ def drain_queue(
                 stats.stop_reason = "queue empty"
                 break
         channel.basic_cancel(consumer_tag)
-        if pending:
+        while pending:
             flush()
+    except pika.exceptions.AMQPError as exc:
+        # unacked messages go back to the queue; the next drain dedups what was committed
+        raise DrainInterrupted(
+            f"{queue}: broker connection lost after {stats.received} message(s) "
+            f"({stats.inserted} inserted, {stats.quarantined} quarantined): {exc!r}; "
+            "unacknowledged messages are redelivered to the next drain",
+            stats,
+        ) from exc
     finally:
         stats.seconds = time.monotonic() - started
         try:
