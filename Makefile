@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 export GX_ANALYTICS_ENABLED := false
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo test lint format validate bench bench-ingest bench-transform lock clean
+.PHONY: install tools demo test test-ui check-monitoring lint format validate bench bench-ingest bench-transform bench-quality bench-api bench-freshness lock clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 install: $(BIN)/.installed
+
+# system tools for the monitoring and browser tests (Debian packages; RabbitMQ management plugin)
+tools:
+	bash infra/ci/install-tools.sh
 
 demo: install
 	$(BIN)/latam demo
@@ -36,7 +40,22 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: bench-ingest bench-transform
+check-monitoring: tools
+	cd infra/prometheus && promtool check config prometheus.yml && promtool check rules rules/*.yml && promtool test rules tests/*.yml
+
+test-ui: install tools
+	$(BIN)/pytest -q -p no:cacheprovider -m e2e tests/e2e
+
+bench: bench-ingest bench-transform bench-quality bench-api
+
+bench-quality: install
+	$(BIN)/python -m bench.quality
+
+bench-api: install
+	$(BIN)/python -m bench.api
+
+bench-freshness: install tools
+	$(BIN)/python -m bench.freshness
 
 bench-ingest: install
 	$(BIN)/python -m bench.ingest

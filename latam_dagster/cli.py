@@ -173,12 +173,12 @@ def quarantine_replay(ids: tuple[int, ...], queue: str | None, dry_run: bool) ->
     )
 
 
-def _register_optional_commands() -> None:
-    try:
-        from latam_dagster.simulator.cli import simulate
-    except ImportError:  # the simulator ships with the package; this guards partial installs
-        return
+def _register_commands() -> None:
+    from latam_dagster.observability.cli import exporter
+    from latam_dagster.simulator.cli import simulate
+
     main.add_command(simulate)
+    main.add_command(exporter)
 
 
-_register_optional_commands()
+_register_commands()

@@ -52,6 +52,7 @@ def _bin(name: str) -> str:
 
 
 def _start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Child:
+    env = {**env, "LATAM_SERVICE_NAME": name}  # tags every JSON log line with its process
     log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115  (closed with the process)
     proc = subprocess.Popen(
         args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -126,6 +127,7 @@ def run_demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> 
                 log_dir,
             )
         )
+        children.append(_start("exporter", [_bin("latam"), "exporter"], env, log_dir))
         if (ROOT / "api_service").exists():
             children.append(
                 _start(
@@ -139,6 +141,7 @@ def run_demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> 
         click.echo(f"  Dagster UI       http://127.0.0.1:{port}  (lineage, runs, sensors, checks)")
         if any(c.name == "api" for c in children):
             click.echo(f"  REST API         http://127.0.0.1:{api_port}/docs")
+        click.echo("  metrics          http://127.0.0.1:9808/metrics  (pipeline exporter)")
         click.echo(f"  simulator        {rate:g} events/s from {systems} source systems")
         click.echo(f"  logs             {log_dir}")
         click.echo("Press Ctrl-C to stop everything.")

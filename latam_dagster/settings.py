@@ -99,7 +99,7 @@ def get_settings() -> Settings:
         drain_batch_size=int(_env("LATAM_DRAIN_BATCH_SIZE", "2000")),
         drain_prefetch=int(_env("LATAM_DRAIN_PREFETCH", "4000")),
         drain_max_messages=int(_env("LATAM_DRAIN_MAX_MESSAGES", "500000")),
-        drain_max_seconds=float(_env("LATAM_DRAIN_MAX_SECONDS", "120")),
+        drain_max_seconds=float(_env("LATAM_DRAIN_MAX_SECONDS", "15")),
         drain_idle_seconds=float(_env("LATAM_DRAIN_IDLE_SECONDS", "1.0")),
         max_message_bytes=int(_env("LATAM_MAX_MESSAGE_BYTES", str(1024 * 1024))),
         delivery_limit=int(_env("LATAM_DELIVERY_LIMIT", "20")),

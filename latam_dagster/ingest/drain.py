@@ -131,6 +131,16 @@ def drain_queue(
                 item = classify(body, rk, queue, config.max_message_bytes)
                 (valid if isinstance(item, Valid) else rejected).append(item)
             result = writer.write(valid, rejected, queue)  # commits
+            for r in rejected:
+                log.warning(
+                    "message quarantined: %s",
+                    r.reason,
+                    extra={
+                        "message_id": r.message_id,
+                        "queue": queue,
+                        "routing_key": r.routing_key,
+                    },
+                )
             channel.basic_ack(delivery_tag=batch[-1][0], multiple=True)
             stats.received += len(batch)
             stats.add(result)

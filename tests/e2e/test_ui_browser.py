@@ -1,0 +1,257 @@
+"""The UI seen as a person sees it: headless Chromium (Debian's chromium + chromium-driver, driven
+by selenium) opens the Dagster UI's asset lineage page, a data-quality check result, and the Data
+Docs page the API serves, and reads what is on screen. Screenshots go to reports/ui/.
+
+The world is built the way a user builds it: simulated events published to RabbitMQ, then
+`latam run-once` against a fresh warehouse and Dagster instance; the Dagster webserver and the API
+then serve them on free loopback ports.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from latam_dagster.db import ensure_database
+from latam_dagster.ingest.topology import Topology, declare_topology, delete_topology
+from latam_dagster.settings import normalize_pg_url
+from tests.conftest import RUN_ID, _admin_exec, _db_url, drop_database
+from tests.integration.observability_support import free_port, publish, simulated
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "reports" / "ui"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+WAIT_S = 90
+
+
+@dataclass
+class Platform:
+    ui: str
+    api: str
+    api_key: str
+    env: dict[str, str]
+    data_docs: Path
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not answer within {timeout:.0f} s")
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def platform(template_db: str, amqp_url: str, tmp_path_factory) -> Iterator[Platform]:
+    home = tmp_path_factory.mktemp("dagster_home")
+    warehouse = f"latam_ui_{RUN_ID}_{uuid.uuid4().hex[:6]}"
+    dagster_db = f"{warehouse}_dagster"
+    _admin_exec(f'CREATE DATABASE "{warehouse}" TEMPLATE "{template_db}"')
+    ensure_database(_db_url(dagster_db))
+    topo = Topology(prefix=f"ui{uuid.uuid4().hex[:8]}")
+    declare_topology(amqp_url, topo)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "LATAM_WAREHOUSE_URL": _db_url(warehouse),
+        # dagster.yaml reads it as is: the psycopg2 form (as `latam demo` passes it on)
+        "LATAM_DAGSTER_PG_URL": normalize_pg_url(_db_url(dagster_db)),
+        "LATAM_AMQP_URL": amqp_url,
+        "LATAM_TOPOLOGY_PREFIX": topo.prefix,
+        "LATAM_DATA_DOCS_DIR": str(home / "data_docs"),
+        "GX_ANALYTICS_ENABLED": "false",
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+    }
+    webserver = None
+    api = None
+    try:
+        publish(amqp_url, topo, simulated(31, 1500, systems=4, invalid=0.02))
+        run = subprocess.run(
+            [_bin("latam"), "run-once"], cwd=ROOT, env=env, capture_output=True, text=True,
+            timeout=600,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout + run.stderr
+        port = free_port()
+        webserver = subprocess.Popen(
+            [_bin("dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+            stderr=open(home / "webserver.log", "wb"),  # noqa: SIM115
+            start_new_session=True,
+        )  # fmt: skip
+        api, api_url, key = _start_api(env)
+        try:
+            _wait_http(f"http://127.0.0.1:{port}/server_info", 180)
+        except AssertionError as exc:
+            log = (home / "webserver.log").read_text(errors="replace")[-3000:]
+            raise AssertionError(f"{exc}\n{log}") from None
+        yield Platform(f"http://127.0.0.1:{port}", api_url, key, env, home / "data_docs")
+    finally:
+        if webserver is not None:
+            webserver.terminate()
+            webserver.wait(30)
+        if api is not None:
+            api.shutdown()
+        delete_topology(amqp_url, topo)
+        drop_database(warehouse)
+        drop_database(dagster_db)
+
+
+def _start_api(env: dict[str, str]):
+    from werkzeug.serving import make_server
+
+    from api_service import create_app
+    from api_service.config import READ_ONLY_ROLE, get_api_config, role_url
+    from tests.integration.api_fixtures import new_api_key
+
+    url = env["LATAM_WAREHOUSE_URL"]
+    config = get_api_config(
+        database_url=role_url(url, READ_ONLY_ROLE),
+        cursor_secret="ui-test",
+        key_cache_seconds=0.0,
+        data_docs_dir=env["LATAM_DATA_DOCS_DIR"],
+    )
+    app = create_app(config)
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{port}", new_api_key(url)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.skip(
+            "chromium/chromium-driver not installed (infra/ci/install-tools.sh installs them)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium fetch a driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1440,1000", "--lang=en-US"):  # fmt: skip
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(WAIT_S)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def _visible_text(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def _wait_for_text(driver, *texts: str, timeout: float = WAIT_S) -> str:
+    """Wait until every text is visible on the page; returns the page's visible text."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = _visible_text(driver)
+        if all(t in text for t in texts):
+            return text
+        if time.monotonic() > deadline:
+            missing = [t for t in texts if t not in text]
+            raise AssertionError(
+                f"not on screen after {timeout:.0f} s: {missing}\n---\n{text[:2000]}"
+            )
+        time.sleep(0.5)
+
+
+def _shot(driver, name: str) -> Path:
+    path = SHOTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
+
+
+def _settled(driver, timeout: float = 30) -> None:
+    """Wait until the page has no loading placeholder left (for a faithful screenshot)."""
+    deadline = time.monotonic() + timeout
+    while "Loading" in _visible_text(driver) and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def test_asset_lineage_page(platform: Platform, browser):
+    browser.get(f"{platform.ui}/assets/curated/fact_flight?view=lineage")
+    text = _wait_for_text(browser, "fact_flight", "flight_events", "dim_airport", "Materialized")
+    assert "flight_passenger_load" in text or "route_daily_performance" in text
+    _settled(browser)
+    assert _shot(browser, "dagster-lineage-fact_flight").stat().st_size > 10_000
+
+
+def test_drain_materialization_and_its_metadata(platform: Platform, browser):
+    browser.get(f"{platform.ui}/assets/raw/flight_events")
+    _wait_for_text(browser, "flight_events", "Latest materialization", "ago")
+    browser.get(f"{platform.ui}/assets/raw/flight_events?view=events")
+    text = _wait_for_text(browser, "received", "inserted", "quarantined")
+    assert "msg_per_s" in text
+    _settled(browser)
+    _shot(browser, "dagster-drain-raw-flight_events")
+
+
+def _first_check(platform: Platform) -> tuple[str, str] | None:
+    """(asset path, check name) of a check the platform defines, if any."""
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "from latam_dagster.definitions import defs\n"
+         "for spec in defs.resolve_asset_graph().asset_check_keys:\n"
+         "    print('/'.join(spec.asset_key.path), spec.name)"],
+        cwd=ROOT, env=platform.env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    lines = sorted(line.split(" ", 1) for line in probe.stdout.splitlines() if " " in line)
+    preferred = [line for line in lines if line[0] == "curated/fact_flight"]
+    return tuple((preferred or lines)[0]) if lines else None  # type: ignore[return-value]
+
+
+def test_check_result_page(platform: Platform, browser):
+    check = _first_check(platform)
+    if check is None:
+        pytest.skip("the platform defines no asset checks yet")
+    asset_path, name = check
+    browser.get(f"{platform.ui}/assets/{asset_path}?view=checks")
+    text = _wait_for_text(browser, name)
+    assert any(word in text for word in ("Passed", "Failed", "Succeeded", "Warning")), text[:2000]
+    _shot(browser, f"dagster-check-{name}")
+
+
+def test_data_docs_page(platform: Platform, browser):
+    if not (platform.data_docs / "index.html").exists():
+        pytest.skip("no Data Docs were built by run-once (the quality checks are not there yet)")
+    # the API wants a bearer key; the browser sends it on every request of this page
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd(
+        "Network.setExtraHTTPHeaders",
+        {"headers": {"Authorization": f"Bearer {platform.api_key}"}},
+    )
+    try:
+        browser.get(f"{platform.api}/quality/docs/")
+        text = _wait_for_text(browser, "Expectation", timeout=30)
+        assert "Validation" in text or "Suite" in text
+        _shot(browser, "data-docs-index")
+    finally:
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
