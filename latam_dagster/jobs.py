@@ -1,13 +1,27 @@
-"""Jobs: one drain job per queue (sensor-triggered micro-batches) and the pipeline job."""
+"""Jobs: micro-batch drains (raw + curated), the pipeline job, the marts job, the full refresh."""
 
-from __future__ import annotations
+from dagster import (
+    AssetSelection,
+    JobDefinition,
+    RunConfig,
+    define_asset_job,
+    in_process_executor,
+)
 
-from dagster import AssetSelection, JobDefinition, define_asset_job, in_process_executor
-
+from latam_dagster.assets.curated import (
+    CURATED_GROUP,
+    FLIGHT_EVENT_HISTORY_KEY,
+    CuratedConfig,
+    curated_key,
+)
+from latam_dagster.assets.marts import MARTS_GROUP, daily_partitions
 from latam_dagster.assets.raw import RAW_GROUP, raw_asset_key
+from latam_dagster.assets.reference import REFERENCE_GROUP
 from latam_dagster.ingest.topology import QUEUES
+from latam_dagster.transform.curated import TABLES
 
 DRAIN_TAG = "latam/drain_queue"
+TRIGGER_TAG = "latam/trigger"
 
 
 def drain_job_name(family: str) -> str:
@@ -15,14 +29,20 @@ def drain_job_name(family: str) -> str:
 
 
 def build_drain_job(family: str) -> JobDefinition:
-    """Drain one queue, then refresh whatever depends on its raw table in the same run."""
+    """Drain one queue, then update the curated tables fed by its raw table in the same run."""
     raw = AssetSelection.assets(raw_asset_key(family))
+    selection = (
+        raw.downstream() & AssetSelection.groups(RAW_GROUP, CURATED_GROUP)
+    ) - AssetSelection.assets(FLIGHT_EVENT_HISTORY_KEY)
     return define_asset_job(
         name=drain_job_name(family),
-        selection=raw,
+        selection=selection,
         executor_def=in_process_executor,
         tags={DRAIN_TAG: family},
-        description=f"Micro-batch: drain the {family} queue into raw.",
+        description=(
+            f"Micro-batch: drain the {family} queue into raw, then apply the new events to the "
+            "curated tables that read it."
+        ),
     )
 
 
@@ -31,7 +51,37 @@ drain_jobs = [build_drain_job(f) for f in QUEUES]
 # Everything unpartitioned, in dependency order: used by `latam run-once` and from the UI.
 pipeline_job = define_asset_job(
     name="pipeline_job",
-    selection=AssetSelection.groups(RAW_GROUP),
+    selection=AssetSelection.groups(RAW_GROUP, REFERENCE_GROUP, CURATED_GROUP),
     executor_def=in_process_executor,
-    description="Drain every queue, then update every unpartitioned downstream asset.",
+    description=(
+        "Drain every queue, load reference data, then update every curated table. "
+        "`latam run-once` follows it with the mart partitions the batch touched."
+    ),
+)
+
+# Daily marts; a run covers one partition or a range of them (single-run backfills).
+marts_job = define_asset_job(
+    name="marts_job",
+    selection=AssetSelection.groups(MARTS_GROUP),
+    partitions_def=daily_partitions,
+    executor_def=in_process_executor,
+    description="Refresh the daily marts for a flight date or a range of flight dates.",
+)
+
+# Rebuild of the curated layer from raw after a logic change. Every flight date becomes pending,
+# so the mart partitions sensor then refreshes the marts (or launch a marts backfill from the UI).
+curated_full_refresh_job = define_asset_job(
+    name="curated_full_refresh_job",
+    selection=AssetSelection.groups(REFERENCE_GROUP, CURATED_GROUP),
+    executor_def=in_process_executor,
+    config=RunConfig(
+        ops={
+            curated_key(t).to_python_identifier(): CuratedConfig(full_refresh=True) for t in TABLES
+        }
+    ),
+    tags={TRIGGER_TAG: "full-refresh"},
+    description=(
+        "Full refresh: rebuild every curated table from raw (same SQL as the incremental path); "
+        "the marts follow for every date."
+    ),
 )

@@ -1,0 +1,133 @@
+"""Curated layer assets: one asset per table, each running its SQL file incrementally.
+
+A run applies only what changed in the asset's sources since its watermarks; with
+`full_refresh: true` in the run config it rebuilds the table from raw instead (same SQL, same
+result). The table's SQL lives in `assets/sql/curated/<table>.sql`; its header comment becomes the
+asset description and a hash of it the code version, so a logic change shows in the UI.
+"""
+
+import hashlib
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    Config,
+    MaterializeResult,
+    asset,
+)
+from pydantic import Field
+
+from latam_dagster.assets.raw import raw_asset_key
+from latam_dagster.assets.reference import DIM_AIRPORT_KEY
+from latam_dagster.resources import WarehouseResource
+from latam_dagster.transform.curated import update_table
+from latam_dagster.transform.session import transform_transaction
+from latam_dagster.transform.sqlfiles import load_sql
+
+CURATED_GROUP = "curated"
+
+
+def curated_key(table: str) -> AssetKey:
+    return AssetKey(["curated", table])
+
+
+FLIGHT_EVENT_HISTORY_KEY = curated_key("flight_event_history")
+
+
+class CuratedConfig(Config):
+    """Run config of the curated assets."""
+
+    full_refresh: bool = Field(
+        default=False,
+        description="Rebuild the table from raw instead of applying only the new events.",
+    )
+
+
+def sql_header(sql: str) -> str:
+    """The leading comment of a SQL file, as prose."""
+    lines = []
+    for line in sql.splitlines():
+        if not line.startswith("--"):
+            break
+        lines.append(line.removeprefix("--").removeprefix(" "))
+    return "\n".join(lines).strip()
+
+
+def sql_version(sql: str) -> str:
+    return hashlib.sha256(sql.encode()).hexdigest()[:12]
+
+
+def build_curated_asset(table: str, deps: list[AssetKey]) -> AssetsDefinition:
+    """The asset that keeps `curated.<table>` up to date."""
+    sql = load_sql("curated", table)
+
+    @asset(
+        key=curated_key(table),
+        deps=deps,
+        group_name=CURATED_GROUP,
+        kinds={"postgres", "sql"},
+        description=sql_header(sql),
+        code_version=sql_version(sql),
+        metadata={"table": f"curated.{table}", "sql_file": f"assets/sql/curated/{table}.sql"},
+    )
+    def _update(
+        context: AssetExecutionContext, config: CuratedConfig, warehouse: WarehouseResource
+    ) -> MaterializeResult:
+        if config.full_refresh:
+            warehouse.migrate()
+        result = update_table(warehouse.url, table, full_refresh=config.full_refresh)
+        context.log.info(
+            f"curated.{table}: {result.changed_rows} row(s) changed"
+            + (f" of {result.in_scope} in scope" if result.in_scope is not None else "")
+            + f", {result.dates_touched} date(s) touched in {result.seconds:.2f}s"
+        )
+        return MaterializeResult(metadata=result.as_metadata())
+
+    return _update
+
+
+def apply_flight_event_history(url: str) -> None:
+    """(Re)create the curated.flight_event_history view; idempotent."""
+    with transform_transaction(url, "curated.flight_event_history") as cur:
+        cur.execute(load_sql("curated", "flight_event_history"))
+
+
+_HISTORY_SQL = load_sql("curated", "flight_event_history")
+
+
+@asset(
+    key=FLIGHT_EVENT_HISTORY_KEY,
+    deps=[raw_asset_key("flights")],
+    group_name=CURATED_GROUP,
+    kinds={"postgres", "sql"},
+    description=sql_header(_HISTORY_SQL),
+    code_version=sql_version(_HISTORY_SQL),
+    metadata={
+        "table": "curated.flight_event_history",
+        "sql_file": "assets/sql/curated/flight_event_history.sql",
+    },
+)
+def flight_event_history(warehouse: WarehouseResource) -> MaterializeResult:
+    """A view: materializing it (re)creates the definition; its rows are always current."""
+    warehouse.migrate()
+    apply_flight_event_history(warehouse.url)
+    return MaterializeResult(metadata={"kind": "view"})
+
+
+fact_flight = build_curated_asset("fact_flight", [raw_asset_key("flights"), DIM_AIRPORT_KEY])
+flight_passenger = build_curated_asset("flight_passenger", [raw_asset_key("passengers")])
+flight_passenger_load = build_curated_asset(
+    "flight_passenger_load", [curated_key("fact_flight"), curated_key("flight_passenger")]
+)
+aircraft_position_latest = build_curated_asset(
+    "aircraft_position_latest", [raw_asset_key("positions")]
+)
+
+curated_assets: list[AssetsDefinition] = [
+    fact_flight,
+    flight_passenger,
+    flight_passenger_load,
+    aircraft_position_latest,
+    flight_event_history,
+]

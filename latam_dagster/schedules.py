@@ -1,0 +1,54 @@
+"""Time-based automation: recent mart partitions for late data, weekly reference data.
+
+Late events keep arriving for the last day or two; the mart partitions sensor already refreshes the
+dates they touch, and this schedule is the safety net that recomputes today and yesterday in one
+run every hour whatever happened. Reference data (airports) is driven by declarative automation:
+loaded when missing, refreshed weekly.
+"""
+
+from datetime import timedelta
+
+from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SkipReason,
+    schedule,
+)
+
+from latam_dagster.assets.reference import REFERENCE_GROUP
+from latam_dagster.jobs import TRIGGER_TAG, marts_job
+from latam_dagster.sensors.mart_sensors import partition_bounds, range_tags
+
+MARTS_RECENT_CRON = "5 * * * *"
+
+
+@schedule(
+    name="marts_recent_days_schedule",
+    cron_schedule=MARTS_RECENT_CRON,
+    job=marts_job,
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Every hour: recompute the marts for yesterday and today (UTC) in one run.",
+)
+def marts_recent_days_schedule(context: ScheduleEvaluationContext):
+    today = context.scheduled_execution_time.date()
+    first, _last = partition_bounds()
+    start = max(today - timedelta(days=1), first)
+    if start > today:
+        return SkipReason(f"partitions start on {first}")
+    return RunRequest(
+        run_key=f"recent:{context.scheduled_execution_time.isoformat()}",
+        tags={**range_tags(start, today), TRIGGER_TAG: "schedule"},
+    )
+
+
+reference_automation_sensor = AutomationConditionSensorDefinition(
+    "reference_automation_sensor",
+    target=AssetSelection.groups(REFERENCE_GROUP),
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Loads curated.dim_airport when missing and refreshes it weekly.",
+)
