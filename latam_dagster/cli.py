@@ -77,6 +77,23 @@ def publish(file, no_validate: bool) -> None:
         sys.exit(1)
 
 
+def _print_report(report, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.__dict__, default=str, indent=2))
+        return
+    keys = ("received", "inserted", "duplicates", "quarantined", "changed_rows", "rows")
+    for step in report.steps:
+        md = step["metadata"]
+        summary = ", ".join(f"{k}={md[k]}" for k in keys if k in md)
+        where = f" [{step['partition']}]" if step.get("partition") else ""
+        click.echo(f"{step['asset']}{where}: {summary}")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for failure in report.failures:
+        click.echo(f"FAILED {failure}", err=True)
+    click.echo(f"run {'succeeded' if report.success else 'failed'}: {', '.join(report.run_ids)}")
+
+
 @main.command("run-once")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def run_once_cmd(as_json: bool) -> None:
@@ -84,22 +101,18 @@ def run_once_cmd(as_json: bool) -> None:
     from latam_dagster.pipeline import run_once
 
     report = run_once()
-    if as_json:
-        click.echo(json.dumps(report.__dict__, default=str, indent=2))
-    else:
-        for step in report.steps:
-            md = step["metadata"]
-            summary = ", ".join(
-                f"{k}={md[k]}"
-                for k in ("received", "inserted", "duplicates", "quarantined", "rows")
-                if k in md
-            )
-            click.echo(f"{step['asset']}: {summary}")
-        for failure in report.failures:
-            click.echo(f"FAILED {failure}", err=True)
-        click.echo(
-            f"run {'succeeded' if report.success else 'failed'}: {', '.join(report.run_ids)}"
-        )
+    _print_report(report, as_json)
+    sys.exit(0 if report.success else 1)
+
+
+@main.command("full-refresh")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def full_refresh_cmd(as_json: bool) -> None:
+    """Rebuild curated tables and every mart partition from raw (after a logic change)."""
+    from latam_dagster.pipeline import full_refresh
+
+    report = full_refresh()
+    _print_report(report, as_json)
     sys.exit(0 if report.success else 1)
 
 
