@@ -7,10 +7,13 @@ and the quarantine's body-hash key make harmless. Memory is bounded by the prefe
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from queue import Queue
 
 import pika
 import pika.exceptions
@@ -22,6 +25,9 @@ from latam_dagster.ingest.writer import BatchResult, RawWriter, Rejected, Valid
 from latam_dagster.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# wait this long after the last delivery before writing a partial batch
+PARTIAL_BATCH_PAUSE = 0.05
 
 
 class DrainInterrupted(RuntimeError):
@@ -94,6 +100,45 @@ def classify(body: bytes, routing_key: str, queue: str, max_bytes: int) -> Valid
     return Valid(outcome.event_type, routing_key, body.decode("utf-8"), outcome.message_id)
 
 
+class _WriterThread(threading.Thread):
+    """Validates and writes batches on its own thread, so Postgres works on one core while the
+    consumer keeps reading frames on the other. Acks go back to the connection's thread through
+    `add_callback_threadsafe`, only after the commit; one writer keeps commits in delivery order,
+    which is what makes `basic_ack(multiple=True)` correct."""
+
+    def __init__(
+        self,
+        writer: RawWriter,
+        amqp: pika.BlockingConnection,
+        queue: str,
+        config: DrainConfig,
+        on_done: Callable,
+    ):
+        super().__init__(name=f"drain-writer-{queue}", daemon=True)
+        self.writer, self.amqp, self.queue, self.config = writer, amqp, queue, config
+        self.on_done = on_done
+        self.work: Queue[list[tuple[int, bytes, str]] | None] = Queue(maxsize=1)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while (batch := self.work.get()) is not None:
+            if self.error is not None:
+                continue  # drop: nothing after a failed batch may be acked
+            try:
+                valid: list[Valid] = []
+                rejected: list[Rejected] = []
+                for _tag, body, rk in batch:
+                    item = classify(body, rk, self.queue, self.config.max_message_bytes)
+                    (valid if isinstance(item, Valid) else rejected).append(item)
+                result = self.writer.write(valid, rejected, self.queue)  # commits
+                done = (batch[-1][0], len(batch), result, rejected)
+            except BaseException as exc:  # handed to the consumer thread, which raises it
+                self.error, done = exc, None
+            # when the connection is gone the consumer thread is already failing
+            with contextlib.suppress(pika.exceptions.AMQPError):
+                self.amqp.add_callback_threadsafe(lambda d=done: self.on_done(d))
+
+
 def drain_queue(
     amqp_url: str,
     warehouse_url: str,
@@ -108,29 +153,23 @@ def drain_queue(
     conn = connect(warehouse_url)
     amqp = open_connection(amqp_url)
     started = time.monotonic()
+    worker: _WriterThread | None = None
     try:
-        writer = RawWriter(conn)
         channel = amqp.channel()
         declare(channel, topo)
         channel.basic_qos(prefetch_count=config.prefetch)
         pending: list[tuple[int, bytes, str]] = []
+        in_flight = 0
 
-        def on_message(ch, method, _props, body: bytes) -> None:
-            pending.append((method.delivery_tag, body, method.routing_key))
-
-        consumer_tag = channel.basic_consume(queue, on_message, auto_ack=False)
-        last_message_at = time.monotonic()
-
-        def flush() -> None:
-            # at most batch_size messages per transaction; the rest waits for the next flush
-            nonlocal pending
-            batch, pending = pending[: config.batch_size], pending[config.batch_size :]
-            valid: list[Valid] = []
-            rejected: list[Rejected] = []
-            for _tag, body, rk in batch:
-                item = classify(body, rk, queue, config.max_message_bytes)
-                (valid if isinstance(item, Valid) else rejected).append(item)
-            result = writer.write(valid, rejected, queue)  # commits
+        def on_done(done) -> None:  # runs on the connection's thread
+            nonlocal in_flight
+            in_flight -= 1
+            if done is None:
+                return
+            last_tag, count, result, rejected = done
+            channel.basic_ack(delivery_tag=last_tag, multiple=True)
+            stats.received += count
+            stats.add(result)
             for r in rejected:
                 log.warning(
                     "message quarantined: %s",
@@ -141,34 +180,57 @@ def drain_queue(
                         "routing_key": r.routing_key,
                     },
                 )
-            channel.basic_ack(delivery_tag=batch[-1][0], multiple=True)
-            stats.received += len(batch)
-            stats.add(result)
             if on_batch:
                 on_batch(stats)
 
+        worker = _WriterThread(RawWriter(conn), amqp, queue, config, on_done)
+        worker.start()
+
+        def on_message(ch, method, _props, body: bytes) -> None:
+            pending.append((method.delivery_tag, body, method.routing_key))
+
+        def flush() -> None:
+            # at most batch_size messages per transaction; the rest waits for the next flush
+            nonlocal pending, in_flight
+            batch, pending = pending[: config.batch_size], pending[config.batch_size :]
+            in_flight += 1
+            worker.work.put(batch)  # blocks while the writer is one batch behind
+
+        def check_writer() -> None:
+            if worker.error is not None:
+                raise worker.error
+
+        consumer_tag = channel.basic_consume(queue, on_message, auto_ack=False)
+        last_message_at = time.monotonic()
         while True:
             before = len(pending)
             amqp.process_data_events(time_limit=min(0.25, config.idle_seconds))
+            check_writer()
             now = time.monotonic()
             if len(pending) > before:
                 last_message_at = now
                 while len(pending) >= config.batch_size:
                     flush()
-            elif pending:  # nothing more arrived: write the partial batch now
-                flush()
-            if stats.received >= config.max_messages:
+            elif pending and now - last_message_at >= PARTIAL_BATCH_PAUSE:
+                flush()  # a real pause, not just an ack callback waking the loop
+            if stats.received + in_flight * config.batch_size >= config.max_messages:
                 stats.stop_reason = "message budget spent"
                 break
             if now - started >= config.max_seconds:
                 stats.stop_reason = "time budget spent"
                 break
-            if not pending and now - last_message_at >= config.idle_seconds:
-                stats.stop_reason = "queue empty"
-                break
+            if not pending and not in_flight and now - last_message_at >= config.idle_seconds:
+                # deliveries of a deep queue can be slow to start: empty means empty
+                if channel.queue_declare(queue, passive=True).method.message_count == 0:
+                    stats.stop_reason = "queue empty"
+                    break
+                last_message_at = now
         channel.basic_cancel(consumer_tag)
         while pending:
             flush()
+        while in_flight:
+            amqp.process_data_events(time_limit=0.1)
+            check_writer()
     except pika.exceptions.AMQPError as exc:
         # unacked messages go back to the queue; the next drain dedups what was committed
         raise DrainInterrupted(
@@ -179,6 +241,9 @@ def drain_queue(
         ) from exc
     finally:
         stats.seconds = time.monotonic() - started
+        if worker is not None and worker.is_alive():
+            worker.work.put(None)
+            worker.join()
         try:
             if amqp.is_open:
                 amqp.close()
