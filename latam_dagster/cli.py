@@ -187,11 +187,16 @@ def quarantine_replay(ids: tuple[int, ...], queue: str | None, dry_run: bool) ->
 
 
 def _register_commands() -> None:
+    from latam_dagster.api_cli import commands as api_commands
     from latam_dagster.observability.cli import exporter
+    from latam_dagster.quality_cli import quality
     from latam_dagster.simulator.cli import simulate
 
     main.add_command(simulate)
     main.add_command(exporter)
+    main.add_command(quality)
+    for command in api_commands:
+        main.add_command(command)
 
 
 _register_commands()

@@ -140,7 +140,15 @@ def run_demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> 
         click.echo("LATAM data platform demo is starting:")
         click.echo(f"  Dagster UI       http://127.0.0.1:{port}  (lineage, runs, sensors, checks)")
         if any(c.name == "api" for c in children):
+            from latam_dagster.api_cli import issue_key
+
+            key = issue_key(settings.warehouse_url, "demo", replace=True)
             click.echo(f"  REST API         http://127.0.0.1:{api_port}/docs")
+            click.echo(f"  API key (demo)   {key}")
+            click.echo(
+                f"  try              curl -H 'Authorization: Bearer {key}' "
+                f"http://127.0.0.1:{api_port}/api/v1/flights?limit=5"
+            )
         click.echo("  metrics          http://127.0.0.1:9808/metrics  (pipeline exporter)")
         click.echo(f"  simulator        {rate:g} events/s from {systems} source systems")
         click.echo(f"  logs             {log_dir}")

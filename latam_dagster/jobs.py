@@ -17,6 +17,7 @@ from latam_dagster.assets.curated import (
 from latam_dagster.assets.marts import MARTS_GROUP, daily_partitions
 from latam_dagster.assets.raw import RAW_GROUP, raw_asset_key
 from latam_dagster.assets.reference import REFERENCE_GROUP
+from latam_dagster.checks.asset_checks import mart_input_checks
 from latam_dagster.ingest.topology import QUEUES
 from latam_dagster.transform.curated import TABLES
 
@@ -62,7 +63,8 @@ pipeline_job = define_asset_job(
 # Daily marts; a run covers one partition or a range of them (single-run backfills).
 marts_job = define_asset_job(
     name="marts_job",
-    selection=AssetSelection.groups(MARTS_GROUP),
+    # the blocking checks of the marts' inputs run first: bad curated data never reaches a mart
+    selection=AssetSelection.groups(MARTS_GROUP) | mart_input_checks(),
     partitions_def=daily_partitions,
     executor_def=in_process_executor,
     description="Refresh the daily marts for a flight date or a range of flight dates.",

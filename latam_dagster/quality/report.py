@@ -1,0 +1,127 @@
+"""The data-quality report: the latest result of every check, as JSON-ready data or as text.
+
+Read from `quality.*` only, so it works without GX and shows what the last runs found, wherever
+they ran. Failing blocking checks come first, then warnings, then the checks that passed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from latam_dagster.quality import history
+from latam_dagster.quality.outcome import jsonable
+
+SAMPLE_ROWS = 5
+
+
+def build_report(url: str, data_docs_dir: str | None = None) -> dict[str, Any]:
+    """Summary counts and the latest evaluation of each check."""
+    rows = history.latest_results(url)
+    checks = [_check(r) for r in rows]
+    failed = [c for c in checks if not c["success"]]
+    report: dict[str, Any] = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "summary": {
+            "checks": len(checks),
+            "passed": len(checks) - len(failed),
+            "failed": len(failed),
+            "blocking_failed": sum(1 for c in failed if c["blocking"]),
+            "warnings": sum(1 for c in failed if not c["blocking"]),
+        },
+        "checks": checks,
+    }
+    if data_docs_dir:
+        index = Path(data_docs_dir) / "index.html"
+        report["data_docs_index"] = str(index) if index.exists() else None
+    return report
+
+
+def _check(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "check": row["check_name"],
+        "asset_key": row["asset_key"],
+        "table": row["table_name"],
+        "partition": row["partition_key"],
+        "success": row["success"],
+        "severity": row["severity"],
+        "blocking": row["blocking"],
+        "description": row["description"],
+        "evaluated_at": jsonable(row["evaluated_at"]),
+        "run_id": row["run_id"],
+        "expectations_evaluated": row["expectations_evaluated"],
+        "expectations_failed": row["expectations_failed"],
+        "element_count": row["element_count"],
+        "unexpected_count": row["unexpected_count"],
+        "unexpected_percent": row["unexpected_percent"],
+        "failing_sample": (row["failing_sample"] or [])[:SAMPLE_ROWS],
+        "unexpected_index_query": row["unexpected_index_query"],
+        "data_docs_page": row["data_docs_page"],
+        "expectations": [
+            e for e in (row["statistics"] or {}).get("expectations", []) if not e.get("success")
+        ],
+    }
+
+
+def _status(check: dict[str, Any]) -> str:
+    if check["success"]:
+        return "ok"
+    return "FAIL" if check["blocking"] else "warn"
+
+
+def _failing(check: dict[str, Any]) -> str:
+    count = check["unexpected_count"] or 0
+    if check["success"] and not count:
+        return "-"
+    pct = check["unexpected_percent"]
+    return f"{count} ({pct:.2f}%)" if pct is not None else str(count)
+
+
+def render_text(report: dict[str, Any]) -> str:
+    """A terminal-width table of every check, then the details of the failing ones."""
+    s = report["summary"]
+    lines = [
+        f"Data quality: {s['checks']} check(s), {s['passed']} passed, "
+        f"{s['blocking_failed']} blocking failure(s), {s['warnings']} warning(s)"
+        f"  [{report['generated_at']}]",
+    ]
+    if not report["checks"]:
+        lines.append("No validation recorded yet: run the pipeline (or `latam quality validate`).")
+        return "\n".join(lines)
+    header = ("STATUS", "ASSET", "CHECK", "PARTITION", "FAILING ROWS", "EVALUATED (UTC)")
+    table = [
+        (
+            _status(c),
+            c["asset_key"],
+            c["check"],
+            c["partition"] or "-",
+            _failing(c),
+            c["evaluated_at"][:19].replace("T", " "),
+        )
+        for c in report["checks"]
+    ]
+    widths = [max(len(str(row[i])) for row in [header, *table]) for i in range(len(header))]
+    lines.append("")
+    for row in [header, *table]:
+        lines.append("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    for c in report["checks"]:
+        if c["success"]:
+            continue
+        lines += ["", f"{_status(c)} {c['asset_key']} {c['check']}: {c['description']}"]
+        for e in c["expectations"]:
+            detail = e.get("error") or ", ".join(
+                f"{k}={e[k]}" for k in ("unexpected_count", "observed_value") if k in e
+            )
+            lines.append(f"  - {e['expectation']}: {detail}")
+        for row in c["failing_sample"]:
+            values = ", ".join(f"{k}={v}" for k, v in row.items() if k != "expectation")
+            lines.append(f"    row: {values}  [{row.get('expectation', '')}]")
+        if c["unexpected_index_query"]:
+            lines.append("  every failing row:")
+            lines += [f"    {q}" for q in c["unexpected_index_query"].splitlines()]
+        if c["data_docs_page"]:
+            lines.append(f"  Data Docs: {c['data_docs_page']}")
+    if report.get("data_docs_index"):
+        lines += ["", f"Data Docs: {report['data_docs_index']}"]
+    return "\n".join(lines)

@@ -1,0 +1,66 @@
+"""Data-quality results and Data Docs, as recorded by the pipeline's GX validations."""
+
+from __future__ import annotations
+
+import pytest
+
+from api_service import queries
+from tests.integration.api_expect import rows, walk
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.integration.api_fixtures"]
+
+COLS = ", ".join(queries.QUALITY_COLUMNS)
+
+
+def test_latest_result_of_every_check(client, api_warehouse):
+    expected = rows(
+        api_warehouse.owner_url,
+        f"SELECT {COLS} FROM quality.latest_check_result ORDER BY asset_key, check_name",
+    )
+    assert {r["asset_key"] for r in expected} == {
+        "curated/fact_flight",
+        "marts/route_daily_performance",
+    }
+    got, pages = walk(client, "/api/v1/quality", limit=4)
+    assert pages > 1 and got == expected
+    # the newest of the two fact_flight validations
+    newest = rows(
+        api_warehouse.owner_url,
+        "SELECT max(evaluated_at) AS t FROM quality.check_evaluation WHERE asset_key = 'curated/fact_flight'",
+    )[0]["t"]
+    assert all(r["evaluated_at"] == newest for r in got if r["asset_key"] == "curated/fact_flight")
+
+
+def test_latest_results_of_one_asset(client):
+    body = client.get("/api/v1/quality?asset=marts/route_daily_performance").get_json()
+    assert body["data"] and {r["asset_key"] for r in body["data"]} == {
+        "marts/route_daily_performance"
+    }
+
+
+def test_history_newest_first_and_by_check(client, api_warehouse):
+    expected = rows(
+        api_warehouse.owner_url,
+        f"SELECT {COLS} FROM quality.check_evaluation ORDER BY evaluated_at DESC, evaluation_id DESC",
+    )
+    got, _ = walk(client, "/api/v1/quality/history", limit=5)
+    assert got == expected
+    got, _ = walk(client, "/api/v1/quality/history?check=flight_keys_unique", limit=1)
+    assert len(got) == 2 and got == [r for r in expected if r["check_name"] == "flight_keys_unique"]
+    assert all(isinstance(r["statistics"], dict) for r in got)
+
+
+def test_quality_as_csv(client):
+    response = client.get("/api/v1/quality/history?check=flight_keys_unique&format=csv")
+    assert response.status_code == 200 and response.content_type.startswith("text/csv")
+    assert response.get_data(as_text=True).splitlines()[0] == ",".join(queries.QUALITY_COLUMNS)
+
+
+def test_data_docs_site_is_served_behind_a_key(client, anon_client):
+    response = client.get("/quality/docs/")
+    assert response.status_code == 200 and b"<html" in response.data.lower()
+    assert client.get("/quality/docs/index.html").status_code == 200
+    assert anon_client.get("/quality/docs/").status_code == 401
+    assert client.get("/quality/docs/no-such-page.html").status_code == 404
+    assert client.get("/quality/docs/%2e%2e/%2e%2e/etc/passwd").status_code == 404

@@ -1,0 +1,224 @@
+"""Checks run on their own (as from the UI), per mart partition, on the raw quarantine rate, and
+at the start of the marts job, where they keep bad curated data out of the marts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DagsterInstance,
+    Definitions,
+    define_asset_job,
+    materialize,
+)
+
+from latam_dagster.assets.curated import curated_assets
+from latam_dagster.assets.marts import daily_partitions, mart_assets
+from latam_dagster.assets.raw import raw_asset_key, raw_assets
+from latam_dagster.assets.reference import reference_assets
+from latam_dagster.checks.asset_checks import asset_checks, mart_input_checks
+from latam_dagster.resources import RabbitMQResource, WarehouseResource
+from latam_dagster.sensors.mart_sensors import range_tags
+from latam_dagster.transform.curated import update_all
+from latam_dagster.transform.marts import pending_dates_at
+from tests.conftest import query
+from tests.integration.test_quality_checks import (
+    evaluations,
+    gx_resource,
+    load_clean,
+)
+from tests.transform_helpers import write_raw
+
+pytestmark = pytest.mark.integration
+
+ROUTES = AssetKey(["marts", "route_daily_performance"])
+
+
+def run_checks(url, tmp_path, assets, keys, **kwargs):
+    """Only the checks of `keys`, no materialization: what "Execute checks" does in the UI."""
+    return materialize(
+        [*assets, *asset_checks],
+        selection=AssetSelection.checks_for_assets(*keys),
+        resources={
+            "warehouse": WarehouseResource(url=url),
+            "gx": gx_resource(url, tmp_path),
+            "rabbitmq": RabbitMQResource(),
+        },
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        **kwargs,
+    )
+
+
+def _busiest_date(url: str) -> date:
+    return query(
+        url,
+        """SELECT flight_date FROM marts.route_daily_performance
+           GROUP BY 1 ORDER BY sum(flights) DESC LIMIT 1""",
+    )[0][0]
+
+
+def test_mart_counts_that_disagree_with_fact_flight_fail_for_their_partition(
+    warehouse_url, tmp_path
+):
+    load_clean(warehouse_url)
+    day = _busiest_date(warehouse_url)
+    (carrier, origin, destination) = query(
+        warehouse_url,
+        """UPDATE marts.route_daily_performance SET flights = flights + 3
+           WHERE (flight_date, carrier, origin, destination) IN (
+               SELECT flight_date, carrier, origin, destination
+               FROM marts.route_daily_performance WHERE flight_date = %s LIMIT 1)
+           RETURNING carrier, origin, destination""",
+        (day,),
+    )[0]
+
+    result = run_checks(
+        warehouse_url, tmp_path, mart_assets, [ROUTES], tags={"dagster/partition": str(day)}
+    )
+
+    assert result.get_asset_materialization_events() == []  # checks only
+    evals = evaluations(result)
+    check = evals[("marts/route_daily_performance", "route_counts_match_fact_flight")]
+    assert not check.passed and check.blocking
+    md = {k: v.value for k, v in check.metadata.items()}
+    assert md["partition"] == day.isoformat()
+    (row,) = md["failing_sample"]
+    assert (row["carrier"], row["origin"], row["destination"]) == (carrier, origin, destination)
+    assert row["mart_flights"] == row["fact_flights"] + 3
+    # the other rules of the suite still pass
+    assert all(e.passed for k, e in evals.items() if k[1] != "route_counts_match_fact_flight")
+
+
+def test_dates_changed_since_the_mart_refresh_are_not_compared(warehouse_url, tmp_path):
+    """A micro-batch between a mart refresh and its check must not make the check fail."""
+    load_clean(warehouse_url)
+    day = _busiest_date(warehouse_url)
+    # a new flight for that day reaches fact_flight; the mart has not been refreshed yet
+    (carrier, origin, destination) = query(
+        warehouse_url,
+        """SELECT carrier, origin, destination FROM curated.fact_flight
+           WHERE flight_date = %s LIMIT 1""",
+        (day,),
+    )[0]
+    event = {
+        "message_id": str(uuid.uuid4()),
+        "schema_version": 1,
+        "event_type": "flight_status",
+        "event_time": datetime.now(UTC).isoformat(),
+        "source_system": "ops_control",
+        "payload": {
+            "carrier": carrier,
+            "flight_number": 9999,
+            "flight_date": day.isoformat(),
+            "origin": origin,
+            "destination": destination,
+            "status": "scheduled",
+        },
+    }
+    write_raw(warehouse_url, [event])
+    update_all(warehouse_url)
+
+    result = run_checks(
+        warehouse_url, tmp_path, mart_assets, [ROUTES], tags={"dagster/partition": str(day)}
+    )
+    evals = evaluations(result)
+    assert evals[("marts/route_daily_performance", "route_counts_match_fact_flight")].passed
+
+
+def test_quarantine_rate_above_threshold_warns_without_blocking(
+    warehouse_url, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("LATAM_QUALITY_QUARANTINE_MAX_PCT", "5")
+    load_clean(warehouse_url)
+    (accepted,) = query(warehouse_url, "SELECT count(*) FROM raw.flight_events")[0]
+    bad = accepted // 10 + 1  # about 9% of the queue's messages
+    query(
+        warehouse_url,
+        """INSERT INTO raw.quarantine (queue, reason, body, body_sha256, body_bytes)
+           SELECT 'latam.flights', 'not JSON', b, sha256(b), length(b)
+           FROM (SELECT convert_to('garbage ' || i, 'UTF8') AS b
+                 FROM generate_series(1, %s) AS i) AS s""",
+        (bad,),
+    )
+
+    result = run_checks(
+        warehouse_url,
+        tmp_path,
+        raw_assets,
+        [raw_asset_key(f) for f in ("flights", "passengers", "positions")],
+    )
+
+    assert result.success  # a warning fails no step and blocks nothing
+    evals = evaluations(result)
+    flights = evals[("raw/flight_events", "quarantine_rate")]
+    assert not flights.passed and not flights.blocking
+    assert flights.severity.value == "WARN"
+    observed = {k: v.value for k, v in flights.metadata.items()}["failing_sample"][0]
+    assert observed["quarantined"] == bad and observed["accepted"] == accepted
+    assert evals[("raw/passenger_events", "quarantine_rate")].passed
+    assert evals[("raw/position_reports", "quarantine_rate")].passed
+
+
+def test_marts_job_starting_with_input_checks_keeps_the_last_good_marts(warehouse_url, tmp_path):
+    """The marts refresh in runs of their own: bad curated rows must not reach them there either."""
+    load_clean(warehouse_url)
+    marts_before = query(
+        warehouse_url, "SELECT * FROM marts.route_daily_performance ORDER BY 1, 2, 3, 4"
+    )
+    day = _busiest_date(warehouse_url)
+    # a late event for `day` (so its partition is pending) that names an unknown airport
+    (carrier, number, origin) = query(
+        warehouse_url,
+        """SELECT carrier, flight_number, origin FROM curated.fact_flight
+           WHERE flight_date = %s ORDER BY flight_key LIMIT 1""",
+        (day,),
+    )[0]
+    event = {
+        "message_id": str(uuid.uuid4()),
+        "schema_version": 1,
+        "event_type": "flight_status",
+        "event_time": datetime.now(UTC).isoformat(),
+        "source_system": "ops_control",
+        "payload": {
+            "carrier": carrier,
+            "flight_number": number,
+            "flight_date": day.isoformat(),
+            "origin": origin,
+            "destination": "QQQ",
+            "status": "scheduled",
+        },
+    }
+    write_raw(warehouse_url, [event])
+    update_all(warehouse_url)
+    assert day in pending_dates_at(warehouse_url)
+
+    marts_job = define_asset_job(
+        "marts_job",
+        selection=AssetSelection.groups("marts") | mart_input_checks(),
+        partitions_def=daily_partitions,
+    )
+    defs = Definitions(
+        assets=[*reference_assets, *curated_assets, *mart_assets],
+        asset_checks=asset_checks,
+        jobs=[marts_job],
+        resources={
+            "warehouse": WarehouseResource(url=warehouse_url),
+            "gx": gx_resource(None, tmp_path),
+        },
+    )
+    result = defs.resolve_job_def("marts_job").execute_in_process(
+        instance=DagsterInstance.ephemeral(), tags=range_tags(day, day), raise_on_error=False
+    )
+
+    assert not result.success
+    failed = {k for k, e in evaluations(result).items() if not e.passed}
+    assert failed == {("curated/fact_flight", "flight_airports_known")}
+    assert result.get_asset_materialization_events() == []
+    after = query(warehouse_url, "SELECT * FROM marts.route_daily_performance ORDER BY 1, 2, 3, 4")
+    assert after == marts_before
+    assert day in pending_dates_at(warehouse_url)  # refreshed once the data is fixed

@@ -1,0 +1,31 @@
+"""The API's database URL is the warehouse URL with the read-only role, unless set."""
+
+from api_service.config import get_api_config, role_url
+
+
+def test_role_url_replaces_user_and_drops_password():
+    url = "postgresql+psycopg2://owner:secret@db.example:6543/latam?sslmode=require"
+    assert role_url(url, "latam_api_reader") == (
+        "postgresql://latam_api_reader@db.example:6543/latam?sslmode=require"
+    )
+    assert (
+        role_url("postgresql://localhost/latam", "r", "p@ss")
+        == "postgresql://r:p%40ss@localhost/latam"
+    )
+    assert role_url("postgresql://u@[::1]:5432/x", "r") == "postgresql://r@[::1]:5432/x"
+
+
+def test_api_database_url_defaults_to_the_reader_role(monkeypatch):
+    monkeypatch.setenv("LATAM_WAREHOUSE_URL", "postgresql://postgres@localhost:5432/latam")
+    monkeypatch.delenv("LATAM_API_DATABASE_URL", raising=False)
+    assert get_api_config().database_url == "postgresql://latam_api_reader@localhost:5432/latam"
+    monkeypatch.setenv("LATAM_API_DATABASE_URL", "postgresql://api:pw@replica/latam")
+    assert get_api_config().database_url == "postgresql://api:pw@replica/latam"
+
+
+def test_settings_from_environment(monkeypatch):
+    monkeypatch.setenv("LATAM_API_WORKERS", "5")
+    monkeypatch.setenv("LATAM_API_PORT", "9000")
+    config = get_api_config()
+    assert config.workers == 5 and config.port == 9000
+    assert get_api_config(port=1234).port == 1234
