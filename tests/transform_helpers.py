@@ -64,8 +64,14 @@ def _partial(rng: random.Random, fields: dict, keep: float) -> dict:
     return out
 
 
-def chaos_events(seed: int, flights: int = 40, today: date | None = None) -> list[dict]:
-    """Contract-valid events of `flights` flights over the last days (a few on old dates)."""
+def chaos_events(
+    seed: int, flights: int = 40, today: date | None = None, unknown_airport: bool = True
+) -> list[dict]:
+    """Contract-valid events of `flights` flights over the last days (a few on old dates).
+
+    `unknown_airport` sends a few flights to an airport missing from dim_airport: the transforms
+    must cope, and the blocking data-quality check `flight_airports_known` must stop them.
+    """
     rng = random.Random(seed)
     today = today or datetime.now(UTC).date()
     events: list[dict] = []
@@ -74,7 +80,7 @@ def chaos_events(seed: int, flights: int = 40, today: date | None = None) -> lis
     for i in range(flights):
         day = rng.choice(OLD_DATES) if i % 13 == 5 else today - timedelta(days=rng.randint(0, 4))
         origin, destination = rng.sample(AIRPORTS[:-1], 2)
-        if i % 17 == 3:
+        if unknown_airport and i % 17 == 3:
             destination = "QQQ"  # not in dim_airport: distance unknown
         carrier, number = rng.choice(CARRIERS), rng.randint(1, 9999)
         if (carrier, number, day, origin) in used:
@@ -90,6 +96,7 @@ def chaos_events(seed: int, flights: int = 40, today: date | None = None) -> lis
         act_arr = sched_arr + timedelta(
             minutes=rng.randint(-25, 90), seconds=rng.choice((0, 0, 30, 59))
         )
+        act_arr = max(act_arr, act_dep + timedelta(minutes=30))  # a flight lands after take-off
         tail = rng.choice(tails)
         seats = rng.choice((174, 186, 220, 0, None))
         final = rng.choice(FINAL)
