@@ -9,6 +9,12 @@ still holds `messages` (ready + unacked), so its head is message number
 `published - messages + 1`; the exporter remembers when the publish counter passed each value, so
 it knows when the head arrived. Accuracy is one collection interval plus the broker's statistics
 interval (5 s by default). Without the management plugin the age is not reported.
+
+The management API's `messages` and `publish` figures are refreshed by separate statistics
+events, so one can lag the other by up to the statistics interval. The queue length therefore
+comes from the passive declare (exact, current) plus the management API's unacked count, and
+while the publish counter is still behind that length the estimate carries on from the last one
+instead of dating the head at the start of the history.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class HeadAgeEstimator:
     def __init__(self, window_seconds: float = 6 * 3600) -> None:
         self.window = window_seconds
         self.samples: deque[tuple[float, int]] = deque()
+        self._last: tuple[float, float] | None = None  # (time, age) of the last estimate
 
     def observe(self, now: float, published: int, messages: int) -> float:
         """Record the counter at `now` and return the age in seconds of the oldest message.
@@ -46,17 +53,30 @@ class HeadAgeEstimator:
         samples = self.samples
         if samples and published < samples[-1][1]:  # counter reset (broker restart, new queue)
             samples.clear()
+            self._last = None
         if len(samples) >= 2 and samples[-1][1] == samples[-2][1] == published:
             samples[-1] = (now, published)  # keep only the two ends of a plateau
         else:
             samples.append((now, published))
         while len(samples) > 2 and now - samples[1][0] > self.window:
             samples.popleft()
+        age = self._estimate(now, published, messages)
+        self._last = (now, age)
+        return age
+
+    def _estimate(self, now: float, published: int, messages: int) -> float:
         if messages <= 0:
             return 0.0
+        if published < messages:
+            # the publish counter has not caught up with the queue length yet (statistics lag)
+            # or the messages predate the counter (broker restart): carry the last estimate on
+            if self._last is None:
+                return 0.0
+            last_time, last_age = self._last
+            return last_age + max(0.0, now - last_time)
         head = published - messages + 1
         prev: tuple[float, int] | None = None
-        for t, count in samples:
+        for t, count in self.samples:
             if count >= head:
                 if prev is None:  # arrived before the history kept: a lower bound
                     return max(0.0, now - t)
@@ -64,7 +84,7 @@ class HeadAgeEstimator:
                 arrived = t0 + (head - c0) / (count - c0) * (t - t0)
                 return max(0.0, now - arrived)
             prev = (t, count)
-        return 0.0  # counter behind the queue length: statistics not caught up yet
+        return 0.0  # unreachable: the last sample holds `published` >= head
 
 
 @dataclass
@@ -210,9 +230,10 @@ class BrokerCollector:
             if queue not in drainable:
                 continue  # dead letters arrive without a publish: no FIFO arithmetic there
             estimator = self._estimators.setdefault(queue, HeadAgeEstimator(self.window))
+            ready = declared[queue][0]  # exact; the management figure may lag the counter
             out.gauge(
                 "latam_queue_oldest_message_age_seconds",
                 "Age of the oldest message still in the queue (ready or unacked); 0 when empty.",
-                estimator.observe(now, published, qs.messages),
+                estimator.observe(now, published, ready + qs.unacked),
                 queue=queue,
             )

@@ -66,12 +66,6 @@ def _drain_all(amqp_url: str, warehouse_url: str, topology) -> None:
         drain_queue(amqp_url, warehouse_url, topology, family, DRAIN)
 
 
-@pytest.mark.xfail(
-    reason="open defect: the oldest-message age / queue depth read from the management API "
-    "comes out 0 on this broker since the unrouted queue and threaded drain landed; tracked in "
-    "the issue 6 notes",
-    strict=False,
-)
 def test_queue_depth_and_oldest_message_age(amqp_url, topology, management, warehouse_url):
     collector = BrokerCollector(amqp_url, topology, vhost_of(amqp_url), management)
     exporter = Exporter([collector])

@@ -131,12 +131,6 @@ def _get(url: str, key: str) -> int:
         return exc.code
 
 
-@pytest.mark.xfail(
-    reason="open defect: the oldest-message age / queue depth read from the management API "
-    "comes out 0 on this broker since the unrouted queue and threaded drain landed; tracked in "
-    "the issue 6 notes",
-    strict=False,
-)
 def test_prometheus_scrapes_exporter_and_api(
     tmp_path, prometheus_binary, amqp_url, topology, warehouse_url, empty_db_url, api_server
 ):
@@ -176,7 +170,7 @@ def test_prometheus_scrapes_exporter_and_api(
         try:
             client = PromClient(f"http://127.0.0.1:{prom_port}")
             _run_pipeline_and_traffic(
-                amqp_url, topology, warehouse_url, instance, api_port, api_key
+                client, amqp_url, topology, warehouse_url, instance, api_port, api_key
             )
             _check(client, topology, warehouse_url)
         finally:
@@ -186,10 +180,12 @@ def test_prometheus_scrapes_exporter_and_api(
             server.shutdown()
 
 
-def _run_pipeline_and_traffic(amqp_url, topology, warehouse_url, instance, api_port, api_key):
+def _run_pipeline_and_traffic(
+    client, amqp_url, topology, warehouse_url, instance, api_port, api_key
+):
     published = publish(amqp_url, topology, simulated(21, EVENTS, systems=4, invalid=0.05))
     wait_for_depth(amqp_url, topology, published)
-    time.sleep(3)  # a few scrapes see the queues full
+    _wait_until_scraped_full(client, topology)
     resources = {
         "rabbitmq": RabbitMQResource(amqp_url=amqp_url, prefix=topology.prefix),
         "warehouse": WarehouseResource(url=warehouse_url),
@@ -203,6 +199,26 @@ def _run_pipeline_and_traffic(amqp_url, topology, warehouse_url, instance, api_p
     statuses += [_get(f"{base}/api/v1/flights?limit=5000", api_key) for _ in range(5)]
     assert statuses.count(200) == 20, statuses
     assert _get(f"{base}/healthz", api_key) == 200
+
+
+def _assert_zero(value: float) -> None:
+    assert value == 0, value
+
+
+def _wait_until_scraped_full(client: PromClient, topology) -> None:
+    """Prometheus has stored the full queue: its depth and the age of its oldest message."""
+    flights = topology.queue("flights")
+
+    def full() -> None:
+        try:
+            depth = client.scalar(f'latam_queue_depth_messages{{queue="{flights}"}}')
+            age = client.scalar(f'latam_queue_oldest_message_age_seconds{{queue="{flights}"}}')
+        except OSError as exc:  # Prometheus still starting
+            raise AssertionError(f"Prometheus does not answer yet: {exc}") from exc
+        assert depth > 0
+        assert age > 0  # the broker's statistics (5 s interval) have caught up
+
+    eventually(full, timeout=60, every=0.5)
 
 
 def _check(client: PromClient, topology, warehouse_url: str) -> None:
@@ -227,6 +243,13 @@ def _check(client: PromClient, topology, warehouse_url: str) -> None:
     # the queues were full, then drained: the exporter saw both
     assert client.scalar(f'max_over_time(latam_queue_depth_messages{{queue="{flights}"}}[5m])') > 0
     assert client.scalar(f'latam_queue_depth_messages{{queue="{flights}"}}') == 0
+    eventually(
+        lambda: _assert_zero(
+            client.scalar(f'latam_queue_oldest_message_age_seconds{{queue="{flights}"}}')
+        ),
+        timeout=30,
+        every=1.0,
+    )
     quarantined = query(warehouse_url, "SELECT count(*) FROM raw.quarantine")[0][0]
     assert client.scalar("sum(latam_ingest_quarantined_messages_total)") == quarantined > 0
     received = client.scalar("sum(latam_drain_received_messages_total)")

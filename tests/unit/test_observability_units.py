@@ -44,6 +44,28 @@ def test_head_age_before_history_is_a_lower_bound_and_resets():
     assert est.observe(45.0, 5, 5) == 5.0
 
 
+def test_head_age_while_the_publish_counter_lags_the_queue_length():
+    est = HeadAgeEstimator()
+    assert est.observe(0.0, 0, 0) == 0.0
+    assert est.observe(1.0, 0, 0) == 0.0
+    # 300 messages are in the queue, the broker's publish counter has not caught up yet:
+    # no history dates them, so the estimate carries on from the last one (0 at t=1)
+    assert est.observe(2.0, 0, 300) == pytest.approx(1.0)
+    assert est.observe(4.0, 0, 300) == pytest.approx(3.0)
+    # the counter catches up: the head is dated inside the last step where the counter moved
+    # (t=4..6), within the documented accuracy of one interval plus the statistics lag
+    assert est.observe(6.0, 300, 300) == pytest.approx(2.0, abs=0.1)
+    assert est.observe(8.0, 300, 300) == pytest.approx(4.0, abs=0.1)
+
+
+def test_head_age_ignores_a_lagging_message_count():
+    """Messages counted exactly while the counter already moved: dated by the counter."""
+    est = HeadAgeEstimator()
+    est.observe(10.0, 0, 0)
+    assert est.observe(11.0, 294, 294) == pytest.approx(1.0, abs=0.01)
+    assert est.observe(13.0, 294, 294) == pytest.approx(3.0, abs=0.01)
+
+
 def test_head_age_forgets_history_beyond_the_window():
     est = HeadAgeEstimator(window_seconds=100)
     for t in range(0, 1000, 10):
