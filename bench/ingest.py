@@ -41,6 +41,7 @@ from bench.harness import (
     reset_raw_tables,
     wait_for_depth,
 )
+from latam_dagster.ingest.drain import DrainConfig
 from latam_dagster.settings import DEFAULT_AMQP_URL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -348,8 +349,11 @@ def memory_benchmark(env: BenchEnv, args: argparse.Namespace, workload: Workload
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench.ingest", description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=200_000, help="messages per rate run")
-    p.add_argument("--batch-size", type=int, default=2000, help="DrainConfig.batch_size")
-    p.add_argument("--prefetch", type=int, default=4000, help="DrainConfig.prefetch")
+    defaults = DrainConfig()
+    p.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="DrainConfig.batch_size"
+    )
+    p.add_argument("--prefetch", type=int, default=defaults.prefetch, help="DrainConfig.prefetch")
     p.add_argument(
         "--idle-seconds",
         type=float,

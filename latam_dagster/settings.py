@@ -97,7 +97,7 @@ def get_settings() -> Settings:
         dagster_pg_url=_env("LATAM_DAGSTER_PG_URL", DEFAULT_DAGSTER_PG_URL),
         topology_prefix=_env("LATAM_TOPOLOGY_PREFIX", "latam"),
         drain_batch_size=int(_env("LATAM_DRAIN_BATCH_SIZE", "2000")),
-        drain_prefetch=int(_env("LATAM_DRAIN_PREFETCH", "4000")),
+        drain_prefetch=int(_env("LATAM_DRAIN_PREFETCH", "6000")),
         drain_max_messages=int(_env("LATAM_DRAIN_MAX_MESSAGES", "500000")),
         drain_max_seconds=float(_env("LATAM_DRAIN_MAX_SECONDS", "15")),
         drain_idle_seconds=float(_env("LATAM_DRAIN_IDLE_SECONDS", "1.0")),

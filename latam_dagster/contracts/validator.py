@@ -51,9 +51,11 @@ MAX_REASON_CHARS = 500
 
 @dataclass(frozen=True, slots=True)
 class ValidEvent:
-    """A message that satisfies the contract; `doc` is the parsed JSON object."""
+    """A message that satisfies the contract; `doc` is the parsed JSON object and `text` the
+    UTF-8 text it was parsed from (when it came from bytes), so writers need not decode again."""
 
     doc: dict[str, Any]
+    text: str | None = None
 
     @property
     def message_id(self) -> str:
@@ -182,4 +184,5 @@ def validate_body(body: bytes, max_bytes: int) -> ValidEvent | InvalidEvent:
         doc = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         return InvalidEvent(f"body is not JSON: {exc}")
-    return validate_event(doc, may_hold_nul="\\u0000" in text)
+    outcome = validate_event(doc, may_hold_nul="\\u0000" in text)
+    return ValidEvent(doc, text) if isinstance(outcome, ValidEvent) else outcome

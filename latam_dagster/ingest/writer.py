@@ -62,6 +62,16 @@ TABLE_OF = {
     "passenger_event": "raw.passenger_events",
     "position_report": "raw.position_reports",
 }
+# All three inserts in one statement: one round trip per batch instead of three, which matters
+# because every return from Postgres makes the writer thread wait for the consumer's GIL.
+INSERT_ALL_SQL = (
+    "WITH "
+    + ", ".join(f"{etype} AS ({sql} RETURNING 1)" for etype, sql in INSERT_SQL.items())
+    + " SELECT "
+    + ", ".join(f"(SELECT count(*) FROM {etype})" for etype in INSERT_SQL)
+)
+COPY_SQL = "COPY _raw_stage (event_type, routing_key, doc) FROM STDIN"
+COPY_CHUNK = 1 << 20  # read the batch's COPY text in few large pieces
 
 QUARANTINE_SQL = """
 INSERT INTO raw.quarantine (queue, routing_key, reason, message_id, body, body_sha256, body_bytes)
@@ -153,12 +163,13 @@ class RawWriter:
         with self.conn.cursor() as cur:
             if valid:
                 buf = io.StringIO("".join(map(_copy_line, valid)))
-                cur.copy_expert("COPY _raw_stage (event_type, routing_key, doc) FROM STDIN", buf)
+                cur.copy_expert(COPY_SQL, buf, size=COPY_CHUNK)
+                cur.execute(INSERT_ALL_SQL)
+                counts = cur.fetchone()
                 present = {v.event_type for v in valid}
-                for etype, sql in INSERT_SQL.items():
+                for etype, n in zip(INSERT_SQL, counts, strict=True):
                     if etype in present:
-                        cur.execute(sql)
-                        result.inserted[TABLE_OF[etype]] = cur.rowcount
+                        result.inserted[TABLE_OF[etype]] = n
             if rejected:
                 result.quarantine_new = _quarantine(cur, rejected)
         return result
@@ -172,10 +183,7 @@ class RawWriter:
             for v in valid:
                 cur.execute("SAVEPOINT one_row")
                 try:
-                    cur.copy_expert(
-                        "COPY _raw_stage (event_type, routing_key, doc) FROM STDIN",
-                        io.StringIO(_copy_line(v)),
-                    )
+                    cur.copy_expert(COPY_SQL, io.StringIO(_copy_line(v)))
                     cur.execute(INSERT_SQL[v.event_type])
                     table = TABLE_OF[v.event_type]
                     result.inserted[table] = result.inserted.get(table, 0) + cur.rowcount
