@@ -81,7 +81,7 @@ def platform(template_db: str, amqp_url: str, tmp_path_factory) -> Iterator[Plat
         "LATAM_DAGSTER_PG_URL": normalize_pg_url(_db_url(dagster_db)),
         "LATAM_AMQP_URL": amqp_url,
         "LATAM_TOPOLOGY_PREFIX": topo.prefix,
-        "LATAM_DATA_DOCS_DIR": str(home / "data_docs"),
+        "LATAM_QUALITY_DOCS_DIR": str(home / "data_docs"),
         "GX_ANALYTICS_ENABLED": "false",
         "DAGSTER_DISABLE_TELEMETRY": "1",
     }
@@ -131,7 +131,7 @@ def _start_api(env: dict[str, str]):
         database_url=role_url(url, READ_ONLY_ROLE),
         cursor_secret="ui-test",
         key_cache_seconds=0.0,
-        data_docs_dir=env["LATAM_DATA_DOCS_DIR"],
+        data_docs_dir=env["LATAM_QUALITY_DOCS_DIR"],
     )
     app = create_app(config)
     port = free_port()
@@ -143,8 +143,8 @@ def _start_api(env: dict[str, str]):
 @pytest.fixture(scope="module")
 def browser():
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip(
-            "chromium/chromium-driver not installed (infra/ci/install-tools.sh installs them)"
+        pytest.fail(
+            "chromium/chromium-driver not installed: run infra/ci/install-tools.sh (make tools)"
         )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -230,8 +230,7 @@ def _first_check(platform: Platform) -> tuple[str, str] | None:
 
 def test_check_result_page(platform: Platform, browser):
     check = _first_check(platform)
-    if check is None:
-        pytest.skip("the platform defines no asset checks yet")
+    assert check is not None, "the platform defines no asset checks"
     asset_path, name = check
     browser.get(f"{platform.ui}/assets/{asset_path}?view=checks")
     text = _wait_for_text(browser, name)
@@ -240,8 +239,8 @@ def test_check_result_page(platform: Platform, browser):
 
 
 def test_data_docs_page(platform: Platform, browser):
-    if not (platform.data_docs / "index.html").exists():
-        pytest.skip("no Data Docs were built by run-once (the quality checks are not there yet)")
+    index = platform.data_docs / "index.html"
+    assert index.exists(), f"run-once built no Data Docs at {index}"
     # the API wants a bearer key; the browser sends it on every request of this page
     browser.execute_cdp_cmd("Network.enable", {})
     browser.execute_cdp_cmd(
