@@ -71,6 +71,15 @@ class Settings:
     """LATAM_SENSOR_INTERVAL_SECONDS: how often the queue sensors look at queue depth."""
     sensor_min_depth: int
     """LATAM_SENSOR_MIN_DEPTH: queue depth at which a sensor requests a drain run."""
+    drain_check_interval_seconds: float
+    """LATAM_DRAIN_CHECK_INTERVAL_SECONDS: a drain run also runs the data-quality checks of its
+    tables when their last evaluation is older than this, failed, or never happened; the runs in
+    between only drain and update. 0 checks in every drain run."""
+    drain_runs_per_queue: int
+    """LATAM_DRAIN_RUNS_PER_QUEUE: drain runs of one queue queued or running at once. With 2, the
+    next run starts up while the current one drains and takes over the queue (its drain step
+    waits for the queue's pool slot) the moment the current drain ends; at most the
+    `latam/drain_queue` tag limit in dagster.yaml."""
     pii_hash_key: str
     """LATAM_PII_HASH_KEY: secret for the keyed hash of passenger identifiers."""
     partition_start: str
@@ -103,8 +112,10 @@ def get_settings() -> Settings:
         drain_idle_seconds=float(_env("LATAM_DRAIN_IDLE_SECONDS", "1.0")),
         max_message_bytes=int(_env("LATAM_MAX_MESSAGE_BYTES", str(1024 * 1024))),
         delivery_limit=int(_env("LATAM_DELIVERY_LIMIT", "20")),
-        sensor_interval_seconds=int(_env("LATAM_SENSOR_INTERVAL_SECONDS", "10")),
+        sensor_interval_seconds=int(_env("LATAM_SENSOR_INTERVAL_SECONDS", "5")),
         sensor_min_depth=int(_env("LATAM_SENSOR_MIN_DEPTH", "1")),
+        drain_runs_per_queue=int(_env("LATAM_DRAIN_RUNS_PER_QUEUE", "2")),
+        drain_check_interval_seconds=float(_env("LATAM_DRAIN_CHECK_INTERVAL_SECONDS", "60")),
         pii_hash_key=_env("LATAM_PII_HASH_KEY", "local-dev-only-change-me"),
         partition_start=_env("LATAM_PARTITION_START", "2020-01-01"),
         log_level=_env("LATAM_LOG_LEVEL", "INFO"),

@@ -5,15 +5,20 @@ is rewritten only when its values differ, which keeps `updated_xid` meaningful: 
 recomputes distances only for the flights at airports that actually changed.
 """
 
+from __future__ import annotations
+
 import time
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 import airportsdata
-import pandas as pd
 from psycopg2.extras import execute_values
 
 from latam_dagster.transform.session import transform_transaction
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = (
     "iata",
@@ -45,6 +50,8 @@ def _iata_airports() -> dict[str, dict]:
 
 def airport_frame() -> pd.DataFrame:
     """Every IATA airport of the installed `airportsdata`, with the dim_airport column names."""
+    import pandas as pd  # imported here: every run process loads this module, few load airports
+
     raw = pd.DataFrame.from_dict(_iata_airports(), orient="index")
     frame = raw.rename(
         columns={
@@ -64,6 +71,8 @@ def airport_frame() -> pd.DataFrame:
 
 def load_dim_airport(url: str) -> AirportLoad:
     """Upsert the airports; rows that did not change are left alone."""
+    import pandas as pd
+
     started = time.perf_counter()
     frame = airport_frame()
     rows = [
