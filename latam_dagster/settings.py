@@ -114,7 +114,7 @@ def get_settings() -> Settings:
         delivery_limit=int(_env("LATAM_DELIVERY_LIMIT", "20")),
         sensor_interval_seconds=int(_env("LATAM_SENSOR_INTERVAL_SECONDS", "5")),
         sensor_min_depth=int(_env("LATAM_SENSOR_MIN_DEPTH", "1")),
-        drain_runs_per_queue=int(_env("LATAM_DRAIN_RUNS_PER_QUEUE", "2")),
+        drain_runs_per_queue=int(_env("LATAM_DRAIN_RUNS_PER_QUEUE", "3")),
         drain_check_interval_seconds=float(_env("LATAM_DRAIN_CHECK_INTERVAL_SECONDS", "60")),
         pii_hash_key=_env("LATAM_PII_HASH_KEY", "local-dev-only-change-me"),
         partition_start=_env("LATAM_PARTITION_START", "2020-01-01"),

@@ -55,7 +55,7 @@ def test_waiting_messages_request_a_keyed_drain_run(amqp_url, topology):
 
 
 def test_a_second_drain_starts_up_while_one_runs_but_no_third(amqp_url, topology, monkeypatch):
-    monkeypatch.delenv("LATAM_DRAIN_RUNS_PER_QUEUE", raising=False)  # the default: 2
+    monkeypatch.setenv("LATAM_DRAIN_RUNS_PER_QUEUE", "2")
     with Publisher(amqp_url, topology, declare_topology=False) as pub:
         pub.publish_body(b"{}", "flight.test")
     with instance_for_test() as instance:
@@ -154,7 +154,7 @@ def test_next_drain_starts_up_during_steady_traffic_even_with_nothing_ready(
     amqp_url, topology, monkeypatch
 ):
     """A consuming drain leaves no ready messages; a budget-spent last drain means traffic."""
-    monkeypatch.delenv("LATAM_DRAIN_RUNS_PER_QUEUE", raising=False)
+    monkeypatch.setenv("LATAM_DRAIN_RUNS_PER_QUEUE", "2")
     with instance_for_test() as instance:
         _last_drain_stopped(instance, "time budget spent")
         # no drain running: nothing to take over, nothing waiting

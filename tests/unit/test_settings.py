@@ -1,5 +1,7 @@
 """Settings come from the environment, with local defaults, and accept plain Postgres URLs."""
 
+from pathlib import Path
+
 from latam_dagster.settings import get_settings, libpq_url, normalize_pg_url
 
 
@@ -26,3 +28,19 @@ def test_defaults_and_overrides(monkeypatch):
     s = get_settings()
     assert s.sqlalchemy_url == "postgresql+psycopg2://x@db:5432/w"
     assert s.drain_batch_size == 123
+
+
+def test_drain_runs_per_queue_fits_the_instance_tag_limit(monkeypatch):
+    """The sensor's limit must not exceed the run queue's, or requested runs would sit queued."""
+    import yaml
+
+    config = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "infra/dagster/dagster.yaml").read_text()
+    )
+    limits = {
+        rule["key"]: rule["limit"]
+        for rule in config["concurrency"]["runs"]["tag_concurrency_limits"]
+    }
+    monkeypatch.delenv("LATAM_DRAIN_RUNS_PER_QUEUE", raising=False)
+    assert 1 <= get_settings().drain_runs_per_queue <= limits["latam/drain_queue"]
+    assert config["concurrency"]["pools"]["op_granularity_run_buffer"] >= 1
