@@ -73,6 +73,13 @@ def _stop(children: list[Child], timeout: float = 15.0) -> None:
             child.proc.wait()
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # `kill`, a closed terminal and Ctrl-C all stop the demo cleanly
+
+
 def run_demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> int:
     """Start everything and block until Ctrl-C or a child dies; returns an exit status."""
     from latam_dagster.pipeline import ensure_dagster_home, prepare
@@ -89,6 +96,9 @@ def run_demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> 
     log_dir = home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     children: list[Child] = []
+    # installed explicitly: a process started in the background inherits an ignored SIGINT, and
+    # without a SIGTERM handler the children (each in its own session) would be orphaned
+    previous = {sig: signal.signal(sig, _interrupt) for sig in STOP_SIGNALS}
     try:
         children.append(
             _start(
@@ -149,7 +159,12 @@ def run_demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> 
                 f"  try              curl -H 'Authorization: Bearer {key}' "
                 f"http://127.0.0.1:{api_port}/api/v1/flights?limit=5"
             )
-        click.echo("  metrics          http://127.0.0.1:9808/metrics  (pipeline exporter)")
+        from latam_dagster.observability.config import get_exporter_config
+
+        exporter = get_exporter_config()
+        click.echo(
+            f"  metrics          http://{exporter.host}:{exporter.port}/metrics  (pipeline exporter)"
+        )
         click.echo(f"  simulator        {rate:g} events/s from {systems} source systems")
         click.echo(f"  logs             {log_dir}")
         click.echo("Press Ctrl-C to stop everything.")
@@ -167,5 +182,9 @@ def run_demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> 
         click.echo("\nstopping ...")
         return 0
     finally:
+        for sig in STOP_SIGNALS:  # a second signal must not cut the shutdown short
+            signal.signal(sig, signal.SIG_IGN)
         _stop(children)
         click.echo("all demo processes stopped")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
