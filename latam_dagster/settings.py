@@ -71,6 +71,10 @@ class Settings:
     """LATAM_SENSOR_INTERVAL_SECONDS: how often the queue sensors look at queue depth."""
     sensor_min_depth: int
     """LATAM_SENSOR_MIN_DEPTH: queue depth at which a sensor requests a drain run."""
+    mart_sensor_interval_seconds: int
+    """LATAM_MART_SENSOR_INTERVAL_SECONDS: how often the mart partitions sensor looks for changed
+    flight dates. Marts promise freshness within 15 minutes; each marts run checks its inputs
+    with Great Expectations first, which costs seconds of CPU, so it runs at most this often."""
     drain_check_interval_seconds: float
     """LATAM_DRAIN_CHECK_INTERVAL_SECONDS: a drain run also runs the data-quality checks of its
     tables when their last evaluation is older than this, failed, or never happened; the runs in
@@ -114,6 +118,7 @@ def get_settings() -> Settings:
         delivery_limit=int(_env("LATAM_DELIVERY_LIMIT", "20")),
         sensor_interval_seconds=int(_env("LATAM_SENSOR_INTERVAL_SECONDS", "5")),
         sensor_min_depth=int(_env("LATAM_SENSOR_MIN_DEPTH", "1")),
+        mart_sensor_interval_seconds=int(_env("LATAM_MART_SENSOR_INTERVAL_SECONDS", "60")),
         drain_runs_per_queue=int(_env("LATAM_DRAIN_RUNS_PER_QUEUE", "3")),
         drain_check_interval_seconds=float(_env("LATAM_DRAIN_CHECK_INTERVAL_SECONDS", "60")),
         pii_hash_key=_env("LATAM_PII_HASH_KEY", "local-dev-only-change-me"),

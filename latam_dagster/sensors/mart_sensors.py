@@ -83,7 +83,7 @@ def pending_run_requests(
 @sensor(
     name="mart_partitions_sensor",
     job=marts_job,
-    minimum_interval_seconds=get_settings().sensor_interval_seconds,
+    minimum_interval_seconds=get_settings().mart_sensor_interval_seconds,
     default_status=DefaultSensorStatus.RUNNING,
     description="Refreshes the daily mart partitions whose flights changed since their last run.",
 )
