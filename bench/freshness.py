@@ -44,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from latam_dagster.db import connect, connection
+from latam_dagster.demo import stop_code_servers
 from latam_dagster.ingest.publish import PERSISTENT
 from latam_dagster.ingest.topology import Topology, delete_topology, open_connection
 from latam_dagster.settings import get_settings, normalize_pg_url
@@ -179,6 +180,7 @@ class Stack:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+        stop_code_servers(self.home)  # they live in sessions of their own
         if keep:
             print(f"kept: {self.warehouse_url}, {self.dagster_url}, {self.home}")
             return

@@ -9,6 +9,7 @@ every child when interrupted.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -58,6 +59,17 @@ def _start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Ch
         args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     return Child(name, proc)
+
+
+def stop_code_servers(dagster_home: Path) -> None:
+    """Kill the gRPC code servers of this Dagster instance that outlived their parent.
+
+    The webserver and the daemon start them in sessions of their own, so stopping a parent's
+    process group does not reach them, and a parent killed before it could shut them down leaves
+    them running. Their command line names the instance's storage under `dagster_home`.
+    """
+    pattern = f"dagster api grpc .*{re.escape(str(dagster_home.resolve()))}"
+    subprocess.run(["pkill", "-KILL", "-f", pattern], check=False, capture_output=True)
 
 
 def _stop(children: list[Child], timeout: float = 15.0) -> None:
@@ -185,6 +197,7 @@ def run_demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> 
         for sig in STOP_SIGNALS:  # a second signal must not cut the shutdown short
             signal.signal(sig, signal.SIG_IGN)
         _stop(children)
+        stop_code_servers(home)
         click.echo("all demo processes stopped")
         for sig, handler in previous.items():
             signal.signal(sig, handler)
