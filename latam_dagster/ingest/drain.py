@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 # wait this long after the last delivery before writing a partial batch
 PARTIAL_BATCH_PAUSE = 0.05
 
+# why a drain stopped (DrainStats.stop_reason, shown as materialization metadata)
+STOP_MESSAGE_BUDGET = "message budget spent"
+STOP_TIME_BUDGET = "time budget spent"
+STOP_QUEUE_EMPTY = "queue empty"
+BUDGET_STOPS = (STOP_MESSAGE_BUDGET, STOP_TIME_BUDGET)
+
 
 class DrainInterrupted(RuntimeError):
     """The broker connection dropped mid-drain; `stats` says what was done before."""
@@ -217,15 +223,15 @@ def drain_queue(
             elif pending and now - last_message_at >= PARTIAL_BATCH_PAUSE:
                 flush()  # a real pause, not just an ack callback waking the loop
             if stats.received + in_flight * config.batch_size >= config.max_messages:
-                stats.stop_reason = "message budget spent"
+                stats.stop_reason = STOP_MESSAGE_BUDGET
                 break
             if now - started >= config.max_seconds:
-                stats.stop_reason = "time budget spent"
+                stats.stop_reason = STOP_TIME_BUDGET
                 break
             if not pending and not in_flight and now - last_message_at >= config.idle_seconds:
                 # deliveries of a deep queue can be slow to start: empty means empty
                 if channel.queue_declare(queue, passive=True).method.message_count == 0:
-                    stats.stop_reason = "queue empty"
+                    stats.stop_reason = STOP_QUEUE_EMPTY
                     break
                 last_message_at = now
         channel.basic_cancel(consumer_tag)

@@ -1,10 +1,10 @@
 """Queue sensors: one per queue, requesting a drain run when messages wait.
 
 A sensor only looks (one passive queue declare) and requests a run; the run does the work. It
-keeps at most LATAM_DRAIN_RUNS_PER_QUEUE drain runs of its queue queued or running (default 2):
-the drain steps themselves take turns through the queue's pool (limit 1), so the second run is
+keeps at most LATAM_DRAIN_RUNS_PER_QUEUE drain runs of its queue queued or running (default 3):
+the drain steps themselves take turns through the queue's pool (limit 1), so the next run is
 one that has already paid its start-up (process, code, resources) and drains the moment the
-first one's drain ends, while the first runs its curated updates and checks. Each request carries
+current one's drain ends, while an earlier one may still run its curated updates and checks. Each request carries
 a run key, so a sensor tick that is evaluated twice does not launch two runs.
 
 Data-quality checks are the expensive part of a small run (loading Great Expectations alone
@@ -32,6 +32,7 @@ from dagster import (
 )
 
 from latam_dagster.assets.raw import raw_asset_key
+from latam_dagster.ingest.drain import BUDGET_STOPS
 from latam_dagster.ingest.topology import QUEUES, BrokerUnavailable
 from latam_dagster.jobs import DRAIN_TAG, drain_job_name, drain_jobs
 from latam_dagster.resources import RabbitMQResource
@@ -72,12 +73,8 @@ def _job_selection(
     repository = context.repository_def
     if repository is None:
         return None
-    graph = repository.get_job(job_name).asset_layer.asset_graph
-    assets = sorted(repository.get_job(job_name).asset_layer.selected_asset_keys)
-    return assets, sorted(graph.asset_check_keys)
-
-
-BUDGET_STOPS = ("time budget spent", "message budget spent")
+    layer = repository.get_job(job_name).asset_layer
+    return sorted(layer.selected_asset_keys), sorted(layer.asset_graph.asset_check_keys)
 
 
 def steady_traffic(context: SensorEvaluationContext, family: str) -> bool:
