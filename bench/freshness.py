@@ -202,6 +202,53 @@ class Stack:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
+def drain_timeline(dagster_url: str, since: float) -> dict:
+    """Where a probe's time goes, from the Dagster event log of the drain runs after `since`:
+    the gap between one drain step's end and the next one's start (nothing drains meanwhile),
+    each drain's length (the budget), and drain end -> fact_flight updated in the same run."""
+    db = connect(dagster_url)
+    try:
+        with db.cursor() as cur:
+            cur.execute(
+                """SELECT e.run_id, e.step_key, e.dagster_event_type,
+                          extract(epoch FROM e.timestamp)
+                   FROM event_logs e JOIN runs r ON r.run_id = e.run_id
+                   WHERE r.pipeline_name = 'drain_job'
+                     AND e.dagster_event_type IN ('STEP_START', 'STEP_SUCCESS', 'RUN_START')
+                     AND e.timestamp >= to_timestamp(%s) AT TIME ZONE 'UTC'
+                   ORDER BY e.id""",
+                (since,),
+            )
+            events = cur.fetchall()
+    finally:
+        db.close()
+    drains: dict[str, list[float]] = {}
+    fact: dict[str, float] = {}
+    for run_id, step, kind, at in events:
+        at = float(at)
+        if step == "drain_queues":
+            drains.setdefault(run_id, []).append(at)
+        elif step == "curated__fact_flight" and kind == "STEP_SUCCESS":
+            fact[run_id] = at
+    spans = sorted((v[0], v[-1], r) for r, v in drains.items() if len(v) >= 2)
+    gaps = [b[0] - a[1] for a, b in zip(spans, spans[1:], strict=False)]
+    lengths = [end - start for start, end, _ in spans]
+    to_fact = [fact[r] - end for _start, end, r in spans if r in fact]
+
+    def figures(values: list[float]) -> dict:
+        return {
+            "n": len(values),
+            "p50_s": round(percentile(sorted(values), 50), 2),
+            "max_s": round(max(values), 2) if values else float("nan"),
+        }
+
+    return {
+        "drain_gap": figures(gaps),
+        "drain_length": figures(lengths),
+        "drain_end_to_fact_flight": figures(to_fact),
+    }
+
+
 def publish_loop(stack: Stack, probes: Probes, rate: float, duration: float, every: float,
                  sim: Iterator, flight_date: str, stop: threading.Event,
                  first_probe: int) -> tuple[int, int]:  # fmt: skip
@@ -355,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
             probes.via_api.clear()
             probes.via_sql.clear()
         began = time.perf_counter()
+        measured_from = time.time()
         sent, _ = publish_loop(stack, probes, args.rate, args.duration, args.probe_every, sim,
                                flight_date, stop_pub, first)  # fmt: skip
         achieved = sent / (time.perf_counter() - began)
@@ -363,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
         stop_poll.set()
         poller.join(15)
+        timeline = drain_timeline(stack.dagster_url, measured_from)
     except KeyboardInterrupt:
         stop_pub.set()
         stop_poll.set()
@@ -377,13 +426,17 @@ def main(argv: list[str] | None = None) -> int:
     api = _summary("publish -> queryable via the API", api_latencies)
     sql = _summary("publish -> in curated (bare SQL)", probes.latencies(probes.via_sql))
     ratio = api["p95_s"] / sql["p95_s"] if sql["p95_s"] else float("nan")
+    for name, label in (("drain_gap", "gap between drains"), ("drain_length", "drain length"),
+                        ("drain_end_to_fact_flight", "drain end -> fact_flight")):  # fmt: skip
+        f = timeline[name]
+        print(f"  {label:<34} n={f['n']:<4} p50 {f['p50_s']:6.2f} s   max {f['max_s']:6.2f} s")
     verdict = "meets" if api["p95_s"] <= GOAL_P95_S else "misses"
     print(f"  API/SQL p95 ratio {ratio:.2f}; p95 {verdict} the goal of {GOAL_P95_S:g} s")
     print(json.dumps({"benchmark": "freshness", "rate": args.rate, "achieved_rate": round(achieved, 1),
                       "drain_max_seconds": settings.drain_max_seconds,
                       "sensor_interval_seconds": settings.sensor_interval_seconds,
                       "steady_s": args.steady, "duration_s": args.duration, "probes": len(probes.published),
-                      "queryable": len(api_latencies), "api": api, "sql": sql,
+                      "queryable": len(api_latencies), "api": api, "sql": sql, "timeline": timeline,
                       "api_sql_p95_ratio": round(ratio, 3), "goal_p95_s": GOAL_P95_S,
                       "meets_goal": verdict == "meets"}))  # fmt: skip
     return 0 if verdict == "meets" and len(api_latencies) == len(probes.published) else 1

@@ -2,7 +2,6 @@
 
 from dagster import (
     AssetSelection,
-    JobDefinition,
     RunConfig,
     define_asset_job,
     in_process_executor,
@@ -15,39 +14,36 @@ from latam_dagster.assets.curated import (
     curated_key,
 )
 from latam_dagster.assets.marts import MARTS_GROUP, daily_partitions
-from latam_dagster.assets.raw import RAW_GROUP, raw_asset_key
+from latam_dagster.assets.raw import RAW_GROUP
 from latam_dagster.assets.reference import REFERENCE_GROUP
 from latam_dagster.checks.asset_checks import mart_input_checks
-from latam_dagster.ingest.topology import QUEUES
 from latam_dagster.transform.curated import TABLES
 
-DRAIN_TAG = "latam/drain_queue"
+# the queues a drain run drains, comma-separated (the exporter counts drain runs per queue by it)
+DRAIN_TAG = "latam/drain_queues"
 TRIGGER_TAG = "latam/trigger"
+DRAIN_JOB_NAME = "drain_job"
 
 
-def drain_job_name(family: str) -> str:
-    return f"drain_{family}_job"
+def drain_tag_value(families: list[str]) -> str:
+    return ",".join(families)
 
 
-def build_drain_job(family: str) -> JobDefinition:
-    """Drain one queue, then update the curated tables fed by its raw table in the same run."""
-    raw = AssetSelection.assets(raw_asset_key(family))
-    selection = (
-        raw.downstream() & AssetSelection.groups(RAW_GROUP, CURATED_GROUP)
-    ) - AssetSelection.assets(FLIGHT_EVENT_HISTORY_KEY)
-    return define_asset_job(
-        name=drain_job_name(family),
-        selection=selection,
-        executor_def=in_process_executor,
-        tags={DRAIN_TAG: family},
-        description=(
-            f"Micro-batch: drain the {family} queue into raw, then apply the new events to the "
-            "curated tables that read it."
-        ),
+# Micro-batch: drain the queues into raw, then update the curated tables that read them. The
+# queue sensor runs a subset of it: the queues with traffic and the tables they feed.
+drain_job = define_asset_job(
+    name=DRAIN_JOB_NAME,
+    selection=(
+        AssetSelection.groups(RAW_GROUP).downstream()
+        & AssetSelection.groups(RAW_GROUP, CURATED_GROUP)
     )
-
-
-drain_jobs = [build_drain_job(f) for f in QUEUES]
+    - AssetSelection.assets(FLIGHT_EVENT_HISTORY_KEY),
+    executor_def=in_process_executor,
+    description=(
+        "Micro-batch: drain the queues with traffic into raw, all at once, then apply the new "
+        "events to the curated tables that read them."
+    ),
+)
 
 # Everything unpartitioned, in dependency order: used by `latam run-once` and from the UI.
 pipeline_job = define_asset_job(

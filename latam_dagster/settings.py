@@ -79,11 +79,10 @@ class Settings:
     """LATAM_DRAIN_CHECK_INTERVAL_SECONDS: a drain run also runs the data-quality checks of its
     tables when their last evaluation is older than this, failed, or never happened; the runs in
     between only drain and update. 0 checks in every drain run."""
-    drain_runs_per_queue: int
-    """LATAM_DRAIN_RUNS_PER_QUEUE: drain runs of one queue queued or running at once. With 2, the
-    next run starts up while the current one drains and takes over the queue (its drain step
-    waits for the queue's pool slot) the moment the current drain ends; at most the
-    `latam/drain_queue` tag limit in dagster.yaml."""
+    drain_runs: int
+    """LATAM_DRAIN_RUNS: drain runs queued or running at once. With 2 or more, the next run starts
+    up while the current one drains and takes over (its drain waits on the queues' locks) the
+    moment the current drain ends; at most the `latam/drain_queues` tag limit in dagster.yaml."""
     pii_hash_key: str
     """LATAM_PII_HASH_KEY: secret for the keyed hash of passenger identifiers."""
     partition_start: str
@@ -119,7 +118,7 @@ def get_settings() -> Settings:
         sensor_interval_seconds=int(_env("LATAM_SENSOR_INTERVAL_SECONDS", "5")),
         sensor_min_depth=int(_env("LATAM_SENSOR_MIN_DEPTH", "1")),
         mart_sensor_interval_seconds=int(_env("LATAM_MART_SENSOR_INTERVAL_SECONDS", "60")),
-        drain_runs_per_queue=int(_env("LATAM_DRAIN_RUNS_PER_QUEUE", "3")),
+        drain_runs=int(_env("LATAM_DRAIN_RUNS", "4")),
         drain_check_interval_seconds=float(_env("LATAM_DRAIN_CHECK_INTERVAL_SECONDS", "60")),
         pii_hash_key=_env("LATAM_PII_HASH_KEY", "local-dev-only-change-me"),
         partition_start=_env("LATAM_PARTITION_START", "2020-01-01"),

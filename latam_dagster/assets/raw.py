@@ -1,27 +1,42 @@
-"""Raw layer assets: one drain asset per queue, each landing events in its raw table.
+"""Raw layer assets: one asset per queue, each landing events in its raw table.
 
-A drain run materializes the raw table of its queue and reports what it did (received,
-inserted, duplicates, quarantined, rate) as materialization metadata. Each drain sits in its own
-concurrency pool, so at most one drain per queue runs at a time across all runs.
+All of them come from one multi-asset step, `drain_queues`, which drains the selected queues at
+the same time (a thread and a broker connection per queue) and reports per queue what it did
+(received, inserted, duplicates, quarantined, rate) as that asset's materialization metadata.
+One step for every queue means one Dagster run per micro-batch instead of one per queue: on two
+cores a run's start-up (process, code, resources) costs more CPU than draining the events of a
+few seconds does. Each queue's drain holds that queue's lock in Postgres (see
+`ingest.drain.take_queue`), so one drain per queue runs at a time across all runs and machines;
+the next run's drain waits on the lock, without using CPU, and takes over the moment the
+current one ends. (A Dagster concurrency pool would not do here: a step waiting for a pool slot
+polls in a busy loop in Dagster 1.13, a whole core per waiting run.) A subset (one raw asset
+from the UI) drains only its own queue.
 """
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    AssetSpec,
     Backoff,
     MaterializeResult,
     MetadataValue,
     RetryPolicy,
-    asset,
+    multi_asset,
 )
 
-from latam_dagster.ingest.drain import DrainConfig, drain_queue
+from latam_dagster.ingest.drain import DrainConfig, DrainStats, IdleGroup, drain_queue
 from latam_dagster.ingest.topology import QUEUES
 from latam_dagster.resources import RabbitMQResource, WarehouseResource
 from latam_dagster.settings import get_settings
 
 RAW_GROUP = "raw"
+# seconds between progress lines while the queues drain
+PROGRESS_EVERY = 5.0
 
 
 def raw_asset_key(family: str) -> AssetKey:
@@ -30,12 +45,10 @@ def raw_asset_key(family: str) -> AssetKey:
     return AssetKey(table.split(".") if table else ["raw", family])
 
 
-def drain_pool(family: str) -> str:
-    return f"drain_{family}"
+RAW_KEYS: dict[AssetKey, str] = {raw_asset_key(f): f for f in QUEUES}
 
 
-def build_drain_asset(family: str) -> AssetsDefinition:
-    """The asset that drains `<prefix>.<family>` into its raw table."""
+def _raw_spec(family: str) -> AssetSpec:
     _pattern, table, event_type = QUEUES[family]
     if table:
         description = (
@@ -47,53 +60,86 @@ def build_drain_asset(family: str) -> AssetsDefinition:
             "Messages whose routing key matched no queue (caught by the alternate exchange): "
             "valid events land in their raw table by event type, the rest in `raw.quarantine`."
         )
-
-    @asset(
+    return AssetSpec(
         key=raw_asset_key(family),
         group_name=RAW_GROUP,
-        pool=drain_pool(family),
         kinds={"postgres", "rabbitmq"},
         description=description,
         metadata={"table": table or "raw.*", "queue_family": family},
-        # a dropped broker connection fails the step; retrying is safe (commit-then-ack)
-        retry_policy=RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL),
     )
-    def _drain(
-        context: AssetExecutionContext,
-        rabbitmq: RabbitMQResource,
-        warehouse: WarehouseResource,
-    ) -> MaterializeResult:
-        warehouse.migrate()
-        topo = rabbitmq.topology
-        config = DrainConfig.from_settings(get_settings())
 
-        def progress(stats) -> None:
-            if stats.batches % 25 == 0:
-                context.log.info(f"{stats.queue}: {stats.received} received so far")
 
-        stats = drain_queue(rabbitmq.amqp_url, warehouse.url, topo, family, config, progress)
+def drain_metadata(stats: DrainStats) -> dict:
+    """What one queue's drain did, as the metadata of its raw asset's materialization."""
+    return {
+        "queue": stats.queue,
+        "received": stats.received,
+        "inserted": stats.inserted,
+        "duplicates": stats.duplicates,
+        "quarantined": stats.quarantined,
+        "quarantine_redeliveries": stats.quarantine_duplicates,
+        "batches": stats.batches,
+        "seconds": MetadataValue.float(round(stats.seconds, 3)),
+        "msg_per_s": MetadataValue.float(round(stats.rate, 1)),
+        "inserted_by_table": MetadataValue.json(stats.inserted_by_table),
+        "stop_reason": stats.stop_reason,
+        "lock_wait_seconds": MetadataValue.float(stats.lock_wait_seconds),
+    }
+
+
+@multi_asset(
+    name="drain_queues",
+    specs=[_raw_spec(f) for f in QUEUES],
+    can_subset=True,
+    description="Drains the selected queues into their raw tables, all at once.",
+    # a dropped broker connection fails the step; retrying is safe (commit-then-ack)
+    retry_policy=RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL),
+)
+def drain_queues(
+    context: AssetExecutionContext,
+    rabbitmq: RabbitMQResource,
+    warehouse: WarehouseResource,
+) -> Iterator[MaterializeResult]:
+    warehouse.migrate()
+    topo = rabbitmq.topology
+    config = DrainConfig.from_settings(get_settings())
+    families = [f for f in QUEUES if raw_asset_key(f) in context.selected_asset_keys]
+    live: dict[str, DrainStats] = {}
+    group = IdleGroup([topo.queue(f) for f in families])
+
+    def run(family: str) -> DrainStats:
+        def progress(stats: DrainStats) -> None:
+            live[family] = stats
+
+        return drain_queue(rabbitmq.amqp_url, warehouse.url, topo, family, config, progress, group)
+
+    with ThreadPoolExecutor(max_workers=len(families), thread_name_prefix="drain") as pool:
+        futures: dict[str, Future[DrainStats]] = {f: pool.submit(run, f) for f in families}
+        started = time.monotonic()
+        while wait(list(futures.values()), timeout=PROGRESS_EVERY).not_done:
+            received = ", ".join(f"{s.queue} {s.received}" for s in live.values())
+            context.log.info(
+                f"draining for {time.monotonic() - started:.0f}s: {received or 'nothing yet'}"
+            )
+
+    failures: list[str] = []
+    first_error: BaseException | None = None
+    for family, future in futures.items():
+        error = future.exception()
+        if error is not None:
+            failures.append(f"{family}: {error}")
+            first_error = first_error or error
+            continue
+        stats = future.result()
         context.log.info(
             f"{stats.queue}: received {stats.received}, inserted {stats.inserted}, "
             f"duplicates {stats.duplicates}, quarantined {stats.quarantined} "
             f"in {stats.seconds:.1f}s ({stats.stop_reason})"
         )
-        return MaterializeResult(
-            metadata={
-                "queue": stats.queue,
-                "received": stats.received,
-                "inserted": stats.inserted,
-                "duplicates": stats.duplicates,
-                "quarantined": stats.quarantined,
-                "quarantine_redeliveries": stats.quarantine_duplicates,
-                "batches": stats.batches,
-                "seconds": MetadataValue.float(round(stats.seconds, 3)),
-                "msg_per_s": MetadataValue.float(round(stats.rate, 1)),
-                "inserted_by_table": MetadataValue.json(stats.inserted_by_table),
-                "stop_reason": stats.stop_reason,
-            }
-        )
-
-    return _drain
+        yield MaterializeResult(asset_key=raw_asset_key(family), metadata=drain_metadata(stats))
+    if first_error is not None:
+        # the queues that drained are recorded above; the failed ones redeliver to the retry
+        raise RuntimeError("drain failed for " + "; ".join(failures)) from first_error
 
 
-raw_assets: list[AssetsDefinition] = [build_drain_asset(f) for f in QUEUES]
+raw_assets: list[AssetsDefinition] = [drain_queues]

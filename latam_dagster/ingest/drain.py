@@ -17,6 +17,8 @@ from queue import Queue
 
 import pika
 import pika.exceptions
+import psycopg2.errors
+import psycopg2.extensions
 
 from latam_dagster.contracts import InvalidEvent, validate_body
 from latam_dagster.db import connect
@@ -33,6 +35,7 @@ PARTIAL_BATCH_PAUSE = 0.05
 STOP_MESSAGE_BUDGET = "message budget spent"
 STOP_TIME_BUDGET = "time budget spent"
 STOP_QUEUE_EMPTY = "queue empty"
+STOP_QUEUE_BUSY = "queue held by another drain"
 BUDGET_STOPS = (STOP_MESSAGE_BUDGET, STOP_TIME_BUDGET)
 
 
@@ -58,6 +61,7 @@ class DrainStats:
     seconds: float = 0.0
     inserted_by_table: dict[str, int] = field(default_factory=dict)
     stop_reason: str = ""
+    lock_wait_seconds: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -84,6 +88,7 @@ class DrainConfig:
     max_seconds: float = 120.0
     idle_seconds: float = 1.0
     max_message_bytes: int = 1024 * 1024
+    lock_timeout: float = 60.0  # wait this long for the drain that holds the queue
 
     @classmethod
     def from_settings(cls, s: Settings) -> DrainConfig:
@@ -94,6 +99,8 @@ class DrainConfig:
             max_seconds=s.drain_max_seconds,
             idle_seconds=s.drain_idle_seconds,
             max_message_bytes=s.max_message_bytes,
+            # the runs queued ahead may each drain a whole budget first
+            lock_timeout=max(120.0, 8 * s.drain_max_seconds),
         )
 
 
@@ -144,6 +151,56 @@ class _WriterThread(threading.Thread):
                 self.amqp.add_callback_threadsafe(lambda d=done: self.on_done(d))
 
 
+class IdleGroup:
+    """The queues one step drains together: each stops on idle only once all of them are idle.
+
+    Traffic differs a lot between queues (a few flight status events a second beside hundreds
+    of position reports). Alone, a sparse queue's drain would stop at its first quiet second and
+    leave that queue undrained until the next run; in a group it keeps consuming for as long as
+    the step drains anything, which is what keeps its events fresh.
+    """
+
+    def __init__(self, queues: list[str]) -> None:
+        self._idle = dict.fromkeys(queues, False)
+        self._lock = threading.Lock()
+
+    def mark(self, queue: str, idle: bool) -> bool:
+        """Record whether `queue` is idle (or done); returns whether every queue is."""
+        with self._lock:
+            self._idle[queue] = idle
+            return all(self._idle.values())
+
+
+# advisory lock namespace of the per-queue drain locks (transforms use 7_340_002)
+DRAIN_LOCK_NAMESPACE = 7_340_003
+
+
+def take_queue(conn: psycopg2.extensions.connection, queue: str, timeout: float) -> float | None:
+    """Take `queue`'s drain lock: one drain per queue at a time, across runs and machines.
+
+    A session-level advisory lock on the drain's own connection, so it is held until the drain
+    closes the connection (also when its process dies). The next run's drain waits here and
+    starts consuming the moment the current one lets go, which is what keeps the queue drained
+    without a gap between micro-batches. Returns the seconds waited, or None after `timeout`.
+    """
+    began = time.monotonic()
+    with conn.cursor() as cur:
+        args = (DRAIN_LOCK_NAMESPACE, queue)
+        cur.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", args)
+        if cur.fetchone()[0]:
+            conn.commit()
+            return 0.0
+        log.info("%s: waiting for the drain that holds the queue", queue, extra={"queue": queue})
+        try:
+            cur.execute("SET LOCAL lock_timeout = %s", (f"{int(timeout * 1000)}ms",))
+            cur.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", args)
+        except psycopg2.errors.LockNotAvailable:
+            conn.rollback()
+            return None
+    conn.commit()  # SET LOCAL ends with the transaction; the session lock stays
+    return time.monotonic() - began
+
+
 def drain_queue(
     amqp_url: str,
     warehouse_url: str,
@@ -151,12 +208,48 @@ def drain_queue(
     family: str,
     config: DrainConfig,
     on_batch: Callable[[DrainStats], None] | None = None,
+    group: IdleGroup | None = None,
 ) -> DrainStats:
-    """Drain `topo.queue(family)` until it is empty or a budget is spent."""
+    """Drain `topo.queue(family)` until it is empty (and, with a `group`, every queue of the
+    group is idle too) or a budget is spent."""
     queue = topo.queue(family)
     stats = DrainStats(queue=queue)
-    conn = connect(warehouse_url)
-    amqp = open_connection(amqp_url)
+    try:
+        conn = connect(warehouse_url)
+        return _drain(amqp_url, topo, queue, conn, config, on_batch, group, stats)
+    finally:
+        if group is not None:
+            group.mark(queue, True)  # done: the others stop on idle without waiting for it
+
+
+def _drain(
+    amqp_url: str,
+    topo: Topology,
+    queue: str,
+    conn: psycopg2.extensions.connection,
+    config: DrainConfig,
+    on_batch: Callable[[DrainStats], None] | None,
+    group: IdleGroup | None,
+    stats: DrainStats,
+) -> DrainStats:
+    waited = take_queue(conn, queue, config.lock_timeout)
+    if waited is None:
+        conn.close()
+        log.warning(
+            "%s: another drain held the queue for %.0f s; this one drains nothing",
+            queue,
+            config.lock_timeout,
+            extra={"queue": queue},
+        )
+        stats.stop_reason = STOP_QUEUE_BUSY
+        stats.lock_wait_seconds = config.lock_timeout
+        return stats
+    stats.lock_wait_seconds = round(waited, 3)
+    try:
+        amqp = open_connection(amqp_url)
+    except BaseException:
+        conn.close()
+        raise
     started = time.monotonic()
     worker: _WriterThread | None = None
     try:
@@ -211,6 +304,7 @@ def drain_queue(
 
         consumer_tag = channel.basic_consume(queue, on_message, auto_ack=False)
         last_message_at = time.monotonic()
+        idle = False
         while True:
             before = len(pending)
             amqp.process_data_events(time_limit=min(0.25, config.idle_seconds))
@@ -218,6 +312,9 @@ def drain_queue(
             now = time.monotonic()
             if len(pending) > before:
                 last_message_at = now
+                if idle and group is not None:
+                    group.mark(queue, False)
+                idle = False
                 while len(pending) >= config.batch_size:
                     flush()
             elif pending and now - last_message_at >= PARTIAL_BATCH_PAUSE:
@@ -231,8 +328,10 @@ def drain_queue(
             if not pending and not in_flight and now - last_message_at >= config.idle_seconds:
                 # deliveries of a deep queue can be slow to start: empty means empty
                 if channel.queue_declare(queue, passive=True).method.message_count == 0:
-                    stats.stop_reason = STOP_QUEUE_EMPTY
-                    break
+                    idle = True
+                    if group is None or group.mark(queue, True):
+                        stats.stop_reason = STOP_QUEUE_EMPTY
+                        break
                 last_message_at = now
         channel.basic_cancel(consumer_tag)
         while pending:

@@ -21,7 +21,8 @@ from latam_dagster.observability.families import Families
 
 log = logging.getLogger(__name__)
 
-DRAIN_TAG = "latam/drain_queue"
+# the queues a drain run drained, comma-separated (latam_dagster.jobs.DRAIN_TAG)
+DRAIN_TAG = "latam/drain_queues"
 RUN_STATES = ("success", "failure", "canceled")
 PAGE = 1000
 # metadata keys under which a check reports how many expectations failed / rows were unexpected
@@ -142,8 +143,7 @@ class DagsterCollector:
                     self._runs.setdefault((run.job_name, known), 0)
                 key = (run.job_name, state)
                 self._runs[key] = self._runs.get(key, 0) + 1
-                family = run.tags.get(DRAIN_TAG)
-                if family:
+                for family in filter(None, run.tags.get(DRAIN_TAG, "").split(",")):
                     queue_key = (f"{self.prefix}.{family}", state)
                     self._drain_runs[queue_key] = self._drain_runs.get(queue_key, 0) + 1
             if len(records) < PAGE or fresh == 0:

@@ -1,11 +1,14 @@
-"""Queue sensors: one per queue, requesting a drain run when messages wait.
+"""The queue sensor: requests one drain run for every queue where messages wait.
 
-A sensor only looks (one passive queue declare) and requests a run; the run does the work. It
-keeps at most LATAM_DRAIN_RUNS_PER_QUEUE drain runs of its queue queued or running (default 3):
-the drain steps themselves take turns through the queue's pool (limit 1), so the next run is
-one that has already paid its start-up (process, code, resources) and drains the moment the
-current one's drain ends, while an earlier one may still run its curated updates and checks. Each request carries
-a run key, so a sensor tick that is evaluated twice does not launch two runs.
+The sensor only looks (one passive declare per queue) and requests a run; the run does the
+work. One run drains all the queues with traffic at once and then updates the curated tables
+they feed: on two cores each Dagster run costs seconds of CPU to start, so a run per queue per
+micro-batch would spend more on start-ups than on events. It keeps at most LATAM_DRAIN_RUNS
+drain runs queued or running (default 4): each queue's drain takes the queue's lock in Postgres,
+so the next run is one that has already paid its start-up (process, code, resources) and
+drains the moment the current drain ends, while the one before may still run its curated
+updates and checks. Each request carries a run key, so a tick evaluated twice does not launch
+two runs.
 
 Data-quality checks are the expensive part of a small run (loading Great Expectations alone
 costs seconds of CPU), so a drain run includes the checks of its tables only when they are due:
@@ -21,11 +24,11 @@ from collections.abc import Sequence
 from dagster import (
     AssetCheckKey,
     AssetKey,
+    AssetSelection,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
     RunsFilter,
-    SensorDefinition,
     SensorEvaluationContext,
     SkipReason,
     sensor,
@@ -34,7 +37,7 @@ from dagster import (
 from latam_dagster.assets.raw import raw_asset_key
 from latam_dagster.ingest.drain import BUDGET_STOPS
 from latam_dagster.ingest.topology import QUEUES, BrokerUnavailable
-from latam_dagster.jobs import DRAIN_TAG, drain_job_name, drain_jobs
+from latam_dagster.jobs import DRAIN_JOB_NAME, DRAIN_TAG, drain_tag_value
 from latam_dagster.resources import RabbitMQResource
 from latam_dagster.settings import get_settings
 
@@ -66,17 +69,6 @@ def checks_due(
     return False
 
 
-def _job_selection(
-    context: SensorEvaluationContext, job_name: str
-) -> tuple[list[AssetKey], list[AssetCheckKey]] | None:
-    """The drain job's assets and checks, when the sensor runs inside its code location."""
-    repository = context.repository_def
-    if repository is None:
-        return None
-    layer = repository.get_job(job_name).asset_layer
-    return sorted(layer.selected_asset_keys), sorted(layer.asset_graph.asset_check_keys)
-
-
 def steady_traffic(context: SensorEvaluationContext, family: str) -> bool:
     """Whether the last drain of this queue stopped on its budget rather than on an empty queue.
 
@@ -91,54 +83,75 @@ def steady_traffic(context: SensorEvaluationContext, family: str) -> bool:
     return stop is not None and stop.value in BUDGET_STOPS
 
 
-def build_queue_sensor(family: str) -> SensorDefinition:
-    job = next(j for j in drain_jobs if j.name == drain_job_name(family))
+def drain_selection(
+    context: SensorEvaluationContext, families: Sequence[str]
+) -> tuple[list[AssetKey], list[AssetCheckKey]] | None:
+    """The raw assets of `families`, the curated tables they feed in the drain job, and the
+    checks of all of them; None when the sensor runs outside its code location."""
+    repository = context.repository_def
+    if repository is None:
+        return None
+    layer = repository.get_job(DRAIN_JOB_NAME).asset_layer
+    graph = layer.asset_graph
+    raw = AssetSelection.assets(*(raw_asset_key(f) for f in families))
+    assets = raw.downstream().resolve(graph) & set(layer.selected_asset_keys)
+    checks = [k for k in graph.asset_check_keys if k.asset_key in assets]
+    return sorted(assets), sorted(checks)
+
+
+@sensor(
+    name="queue_sensor",
+    job_name=DRAIN_JOB_NAME,
+    minimum_interval_seconds=get_settings().sensor_interval_seconds,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Requests a drain run of the queues where messages wait or traffic is steady.",
+)
+def queue_sensor(context: SensorEvaluationContext, rabbitmq: RabbitMQResource):
+    try:
+        depths = rabbitmq.depths()
+    except BrokerUnavailable as exc:
+        return SkipReason(str(exc))
+    topo = rabbitmq.topology
     settings = get_settings()
-
-    @sensor(
-        name=f"{family}_queue_sensor",
-        job=job,
-        minimum_interval_seconds=settings.sensor_interval_seconds,
-        default_status=DefaultSensorStatus.RUNNING,
-        description=f"Requests a drain of the {family} queue when messages are waiting.",
+    waiting = ", ".join(f"{topo.queue(f)} {depths[topo.queue(f)]}" for f in QUEUES)
+    active = context.instance.get_runs_count(
+        RunsFilter(job_name=DRAIN_JOB_NAME, statuses=ACTIVE_STATUSES)
     )
-    def _sensor(context: SensorEvaluationContext, rabbitmq: RabbitMQResource):
-        queue = rabbitmq.topology.queue(family)
-        try:
-            depth = rabbitmq.depths()[queue]
-        except BrokerUnavailable as exc:
-            return SkipReason(str(exc))
-        settings = get_settings()
-        active = context.instance.get_runs_count(
-            RunsFilter(job_name=job.name, statuses=ACTIVE_STATUSES)
+    limit = max(1, settings.drain_runs)
+    if active >= limit:
+        return SkipReason(
+            f"{active} drain run(s) already queued or running, the most allowed "
+            f"(LATAM_DRAIN_RUNS={limit}); waiting: {waiting}"
         )
-        limit = max(1, settings.drain_runs_per_queue)
-        if active >= limit:
-            return SkipReason(
-                f"{queue}: {active} drain run(s) already queued or running, the most allowed "
-                f"(LATAM_DRAIN_RUNS_PER_QUEUE={limit}); {depth} waiting"
-            )
-        if depth >= max(settings.sensor_min_depth, 1):
-            reason = "messages waiting"
-        elif active and steady_traffic(context, family):
-            reason = "steady traffic: the next drain starts up while this one drains"
-        else:
-            return SkipReason(f"{queue}: {depth} message(s) waiting")
-        tags = {DRAIN_TAG: family, "latam/queue_depth": str(depth), "latam/reason": reason}
-        selection = _job_selection(context, job.name)
-        if selection is None:  # no code location (a bare sensor call): the job as defined
-            return RunRequest(run_key=f"{queue}:{int(time.time())}", tags=tags)
-        assets, checks = selection
-        due = checks_due(context, checks, settings.drain_check_interval_seconds)
-        tags[CHECKS_TAG] = "yes" if due else "not due"
+    min_depth = max(settings.sensor_min_depth, 1)
+    families = [f for f in QUEUES if depths[topo.queue(f)] >= min_depth]
+    steady = [f for f in QUEUES if f not in families and active and steady_traffic(context, f)]
+    if not families and not steady:
+        return SkipReason(f"no queue to drain; waiting: {waiting}")
+    drained = [f for f in QUEUES if f in families or f in steady]
+    reason = ", ".join(
+        [*(f"{f}: messages waiting" for f in families), *(f"{f}: steady traffic" for f in steady)]
+    )
+    tags = {
+        DRAIN_TAG: drain_tag_value(drained),
+        "latam/queue_depth": ",".join(f"{f}={depths[topo.queue(f)]}" for f in drained),
+        "latam/reason": reason,
+    }
+    run_key = f"{topo.prefix}:{drain_tag_value(drained)}:{int(time.time())}"
+    selection = drain_selection(context, drained)
+    if selection is None:  # no code location (a bare sensor call): the raw assets only
         return RunRequest(
-            run_key=f"{queue}:{int(time.time())}",
-            tags=tags,
-            asset_selection=assets,
-            asset_check_keys=checks if due else [],
+            run_key=run_key, tags=tags, asset_selection=[raw_asset_key(f) for f in drained]
         )
+    assets, checks = selection
+    due = checks_due(context, checks, settings.drain_check_interval_seconds)
+    tags[CHECKS_TAG] = "yes" if due else "not due"
+    return RunRequest(
+        run_key=run_key,
+        tags=tags,
+        asset_selection=assets,
+        asset_check_keys=checks if due else [],
+    )
 
-    return _sensor
 
-
-queue_sensors = [build_queue_sensor(f) for f in QUEUES]
+queue_sensors = [queue_sensor]

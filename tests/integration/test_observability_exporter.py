@@ -269,7 +269,7 @@ def test_dagster_metrics_from_the_instance(amqp_url, topology, warehouse_url, da
     def explode() -> None:
         raise RuntimeError("broker went away")
 
-    @job(tags={DRAIN_TAG: "flights"})
+    @job(tags={DRAIN_TAG: "flights,positions"})  # a run that drained two queues
     def broken_drain_job() -> None:
         explode()
 
@@ -283,11 +283,9 @@ def test_dagster_metrics_from_the_instance(amqp_url, topology, warehouse_url, da
         assert result.success
         received = {
             m.metadata["queue"].value: m.metadata["received"].value
-            for m in result.asset_materializations_for_node("raw__flight_events")
-            + result.asset_materializations_for_node("raw__passenger_events")
-            + result.asset_materializations_for_node("raw__position_reports")
-            + result.asset_materializations_for_node("raw__unrouted")
+            for m in result.asset_materializations_for_node("drain_queues")
         }
+        assert len(received) == 4  # one drain step, one materialization per queue
         assert sum(received.values()) == published
         broken_drain_job.execute_in_process(instance=instance, raise_on_error=False)
         materialize([sample_table, sample_keys_unique], instance=instance, raise_on_error=False)
@@ -303,6 +301,7 @@ def test_dagster_metrics_from_the_instance(amqp_url, topology, warehouse_url, da
             if name == "latam_drain_runs_total"
         }
         assert runs[(topology.queue("flights"), "failure")] == 1
+        assert runs[(topology.queue("positions"), "failure")] == 1
         assert runs[(topology.queue("passengers"), "failure")] == 0  # exists before any failure
         assert (
             value(found, "latam_dagster_runs_total", job="broken_drain_job", status="failure") == 1

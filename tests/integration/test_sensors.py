@@ -1,10 +1,11 @@
-"""Queue sensors request a drain when messages wait, and at most LATAM_DRAIN_RUNS_PER_QUEUE
-runs per queue at a time."""
+"""The queue sensor requests one drain run of the queues where messages wait, and keeps at most
+LATAM_DRAIN_RUNS drain runs at a time."""
 
 import time
 
 import pytest
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckKey,
     AssetCheckResult,
     AssetKey,
@@ -22,24 +23,32 @@ from dagster._core.test_utils import create_run_for_test
 
 from latam_dagster.ingest.publish import Publisher
 from latam_dagster.resources import RabbitMQResource
-from latam_dagster.sensors.queue_sensors import checks_due, queue_sensors
+from latam_dagster.sensors.queue_sensors import checks_due, queue_sensor
 
 pytestmark = pytest.mark.integration
 
-flights_sensor = next(s for s in queue_sensors if s.name == "flights_queue_sensor")
+FLIGHTS_RAW = AssetKey(["raw", "flight_events"])
+POSITIONS_RAW = AssetKey(["raw", "position_reports"])
 
 
-def _evaluate(instance, amqp_url, topology):
+def _evaluate(instance, amqp_url, topology, definitions=None):
     resource = RabbitMQResource(amqp_url=amqp_url, prefix=topology.prefix)
-    ctx = build_sensor_context(instance=instance, resources={"rabbitmq": resource})
-    return flights_sensor(ctx)
+    ctx = build_sensor_context(
+        instance=instance, resources={"rabbitmq": resource}, definitions=definitions
+    )
+    return queue_sensor(ctx)
+
+
+def _drain_running(instance, status=DagsterRunStatus.STARTED) -> None:
+    create_run_for_test(instance, job_name="drain_job", status=status)
 
 
 def test_empty_queue_skips(amqp_url, topology):
     with instance_for_test() as instance:
         result = _evaluate(instance, amqp_url, topology)
     assert isinstance(result, SkipReason)
-    assert "0 message(s) waiting" in result.skip_message
+    assert "no queue to drain" in result.skip_message
+    assert f"{topology.queue('flights')} 0" in result.skip_message
 
 
 def test_waiting_messages_request_a_keyed_drain_run(amqp_url, topology):
@@ -49,35 +58,48 @@ def test_waiting_messages_request_a_keyed_drain_run(amqp_url, topology):
     with instance_for_test() as instance:
         result = _evaluate(instance, amqp_url, topology)
     assert isinstance(result, RunRequest)
-    assert result.run_key.startswith(f"{topology.queue('flights')}:")
-    assert result.tags["latam/drain_queue"] == "flights"
-    assert result.tags["latam/queue_depth"] == "3"
+    assert result.run_key.startswith(f"{topology.prefix}:flights:")
+    assert result.tags["latam/drain_queues"] == "flights"
+    assert result.tags["latam/queue_depth"] == "flights=3"
+    assert result.asset_selection == [FLIGHTS_RAW]  # only the queue with messages
+
+
+def test_one_run_drains_every_queue_with_messages(amqp_url, topology):
+    with Publisher(amqp_url, topology, declare_topology=False) as pub:
+        pub.publish_body(b"{}", "flight.test")
+        pub.publish_body(b"{}", "position.test")
+        pub.publish_body(b"{}", "position.test")
+    with instance_for_test() as instance:
+        result = _evaluate(instance, amqp_url, topology)
+    assert isinstance(result, RunRequest)
+    assert result.tags["latam/drain_queues"] == "flights,positions"
+    assert result.tags["latam/queue_depth"] == "flights=1,positions=2"
+    assert set(result.asset_selection) == {FLIGHTS_RAW, POSITIONS_RAW}
 
 
 def test_a_second_drain_starts_up_while_one_runs_but_no_third(amqp_url, topology, monkeypatch):
-    monkeypatch.setenv("LATAM_DRAIN_RUNS_PER_QUEUE", "2")
+    monkeypatch.setenv("LATAM_DRAIN_RUNS", "2")
     with Publisher(amqp_url, topology, declare_topology=False) as pub:
         pub.publish_body(b"{}", "flight.test")
     with instance_for_test() as instance:
-        create_run_for_test(instance, job_name="drain_flights_job", status=DagsterRunStatus.STARTED)
+        _drain_running(instance)
         assert isinstance(_evaluate(instance, amqp_url, topology), RunRequest)
-        create_run_for_test(
-            instance, job_name="drain_flights_job", status=DagsterRunStatus.STARTING
-        )
+        _drain_running(instance, DagsterRunStatus.STARTING)
         result = _evaluate(instance, amqp_url, topology)
         assert isinstance(result, SkipReason)
         assert "2 drain run(s) already queued or running" in result.skip_message
+        assert f"{topology.queue('flights')} 1" in result.skip_message
         # finished runs do not count
-        create_run_for_test(instance, job_name="drain_flights_job", status=DagsterRunStatus.SUCCESS)
+        _drain_running(instance, DagsterRunStatus.SUCCESS)
         assert isinstance(_evaluate(instance, amqp_url, topology), SkipReason)
 
 
-def test_one_drain_run_per_queue_when_configured(amqp_url, topology, monkeypatch):
-    monkeypatch.setenv("LATAM_DRAIN_RUNS_PER_QUEUE", "1")
+def test_one_drain_run_at_a_time_when_configured(amqp_url, topology, monkeypatch):
+    monkeypatch.setenv("LATAM_DRAIN_RUNS", "1")
     with Publisher(amqp_url, topology, declare_topology=False) as pub:
         pub.publish_body(b"{}", "flight.test")
     with instance_for_test() as instance:
-        create_run_for_test(instance, job_name="drain_flights_job", status=DagsterRunStatus.STARTED)
+        _drain_running(instance)
         result = _evaluate(instance, amqp_url, topology)
     assert isinstance(result, SkipReason)
     assert "1 drain run(s) already queued or running" in result.skip_message
@@ -125,12 +147,8 @@ def test_drain_run_request_carries_its_checks_only_when_due(amqp_url, topology, 
     monkeypatch.setenv("LATAM_DRAIN_CHECK_INTERVAL_SECONDS", "3600")
     with Publisher(amqp_url, topology, declare_topology=False) as pub:
         pub.publish_body(b"{}", "flight.test")
-    resource = RabbitMQResource(amqp_url=amqp_url, prefix=topology.prefix)
     with instance_for_test() as instance:
-        ctx = build_sensor_context(
-            instance=instance, resources={"rabbitmq": resource}, definitions=defs
-        )
-        first = flights_sensor(ctx)
+        first = _evaluate(instance, amqp_url, topology, definitions=defs)
         assert isinstance(first, RunRequest)
         assert set(first.asset_selection) == {
             AssetKey(["raw", "flight_events"]),
@@ -140,6 +158,16 @@ def test_drain_run_request_carries_its_checks_only_when_due(amqp_url, topology, 
         checked = {k.asset_key for k in first.asset_check_keys}
         assert checked == set(first.asset_selection)  # never evaluated: every table's checks
         assert first.tags["latam/checks"] == "yes"
+        # the checks just ran and passed: the next drain of the same tables goes without them
+        for key in first.asset_check_keys:
+            instance.report_runless_asset_event(
+                AssetCheckEvaluation(asset_key=key.asset_key, check_name=key.name, passed=True)
+            )
+        second = _evaluate(instance, amqp_url, topology, definitions=defs)
+        assert isinstance(second, RunRequest)
+        assert set(second.asset_selection) == set(first.asset_selection)
+        assert list(second.asset_check_keys) == []
+        assert second.tags["latam/checks"] == "not due"
 
 
 def _last_drain_stopped(instance, reason: str) -> None:
@@ -154,18 +182,19 @@ def test_next_drain_starts_up_during_steady_traffic_even_with_nothing_ready(
     amqp_url, topology, monkeypatch
 ):
     """A consuming drain leaves no ready messages; a budget-spent last drain means traffic."""
-    monkeypatch.setenv("LATAM_DRAIN_RUNS_PER_QUEUE", "2")
+    monkeypatch.setenv("LATAM_DRAIN_RUNS", "2")
     with instance_for_test() as instance:
         _last_drain_stopped(instance, "time budget spent")
         # no drain running: nothing to take over, nothing waiting
         assert isinstance(_evaluate(instance, amqp_url, topology), SkipReason)
-        create_run_for_test(instance, job_name="drain_flights_job", status=DagsterRunStatus.STARTED)
+        _drain_running(instance)
         request = _evaluate(instance, amqp_url, topology)
         assert isinstance(request, RunRequest)
-        assert request.tags["latam/reason"].startswith("steady traffic")
-        assert request.tags["latam/queue_depth"] == "0"
+        assert request.tags["latam/reason"] == "flights: steady traffic"
+        assert request.tags["latam/queue_depth"] == "flights=0"
+        assert request.asset_selection == [FLIGHTS_RAW]
         # the last drain found the queue empty: traffic stopped, the chain ends
         _last_drain_stopped(instance, "queue empty")
         result = _evaluate(instance, amqp_url, topology)
         assert isinstance(result, SkipReason)
-        assert "0 message(s) waiting" in result.skip_message
+        assert "no queue to drain" in result.skip_message

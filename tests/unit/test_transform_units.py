@@ -108,7 +108,7 @@ def test_definitions_show_raw_curated_marts_lineage():
         assert parents(["marts", mart]) == {"curated/fact_flight", "curated/flight_passenger_load"}
 
 
-def test_drain_jobs_update_the_curated_tables_they_feed():
+def test_the_drain_job_updates_the_curated_tables_the_queues_feed():
     from latam_dagster.definitions import defs
 
     def selected(job: str) -> set[str]:
@@ -116,18 +116,14 @@ def test_drain_jobs_update_the_curated_tables_they_feed():
             k.to_user_string() for k in defs.resolve_job_def(job).asset_layer.selected_asset_keys
         }
 
-    assert selected("drain_flights_job") == {
+    assert selected("drain_job") == {
         "raw/flight_events",
-        "curated/fact_flight",
-        "curated/flight_passenger_load",
-    }
-    assert selected("drain_passengers_job") == {
         "raw/passenger_events",
+        "raw/position_reports",
+        "raw/unrouted",
+        "curated/fact_flight",
         "curated/flight_passenger",
         "curated/flight_passenger_load",
-    }
-    assert selected("drain_positions_job") == {
-        "raw/position_reports",
         "curated/aircraft_position_latest",
     }
     assert all("marts" not in k for k in selected("pipeline_job"))
