@@ -58,19 +58,20 @@ class Settings:
     drain_prefetch: int
     """LATAM_DRAIN_PREFETCH: unacked messages the broker may push to one drain."""
     drain_max_messages: int
-    """LATAM_DRAIN_MAX_MESSAGES: message budget of one drain run."""
+    """LATAM_DRAIN_MAX_MESSAGES: message budget of one queue's drain in a drain run."""
     drain_max_seconds: float
-    """LATAM_DRAIN_MAX_SECONDS: time budget of one drain run."""
+    """LATAM_DRAIN_MAX_SECONDS: time budget of one queue's drain in a drain run."""
     drain_idle_seconds: float
-    """LATAM_DRAIN_IDLE_SECONDS: a drain stops after this long without a message."""
+    """LATAM_DRAIN_IDLE_SECONDS: a drain stops after this long without a message (once the other
+    queues of its run are idle too)."""
     max_message_bytes: int
     """LATAM_MAX_MESSAGE_BYTES: larger bodies are quarantined without parsing."""
     delivery_limit: int
     """LATAM_DELIVERY_LIMIT: quorum-queue delivery limit before a message is dead-lettered."""
     sensor_interval_seconds: int
-    """LATAM_SENSOR_INTERVAL_SECONDS: how often the queue sensors look at queue depth."""
+    """LATAM_SENSOR_INTERVAL_SECONDS: how often the queue sensor looks at the queue depths."""
     sensor_min_depth: int
-    """LATAM_SENSOR_MIN_DEPTH: queue depth at which a sensor requests a drain run."""
+    """LATAM_SENSOR_MIN_DEPTH: queue depth at which the queue sensor drains a queue."""
     mart_sensor_interval_seconds: int
     """LATAM_MART_SENSOR_INTERVAL_SECONDS: how often the mart partitions sensor looks for changed
     flight dates. Marts promise freshness within 15 minutes; each marts run checks its inputs
@@ -80,9 +81,11 @@ class Settings:
     tables when their last evaluation is older than this, failed, or never happened; the runs in
     between only drain and update. 0 checks in every drain run."""
     drain_runs: int
-    """LATAM_DRAIN_RUNS: drain runs queued or running at once. With 2 or more, the next run starts
-    up while the current one drains and takes over (its drain waits on the queues' locks) the
-    moment the current drain ends; at most the `latam/drain_queues` tag limit in dagster.yaml."""
+    """LATAM_DRAIN_RUNS: drain runs draining or about to (queued, starting, or waiting on the
+    queues' locks). With 2 or more, the next run starts up while the current one drains and takes
+    over the moment the current drain ends; runs that have drained and still update curated
+    tables or run checks do not count. Below the `latam/drain_queues` tag limit in dagster.yaml,
+    which bounds all drain runs."""
     pii_hash_key: str
     """LATAM_PII_HASH_KEY: secret for the keyed hash of passenger identifiers."""
     partition_start: str
@@ -118,7 +121,7 @@ def get_settings() -> Settings:
         sensor_interval_seconds=int(_env("LATAM_SENSOR_INTERVAL_SECONDS", "5")),
         sensor_min_depth=int(_env("LATAM_SENSOR_MIN_DEPTH", "1")),
         mart_sensor_interval_seconds=int(_env("LATAM_MART_SENSOR_INTERVAL_SECONDS", "60")),
-        drain_runs=int(_env("LATAM_DRAIN_RUNS", "4")),
+        drain_runs=int(_env("LATAM_DRAIN_RUNS", "3")),
         drain_check_interval_seconds=float(_env("LATAM_DRAIN_CHECK_INTERVAL_SECONDS", "60")),
         pii_hash_key=_env("LATAM_PII_HASH_KEY", "local-dev-only-change-me"),
         partition_start=_env("LATAM_PARTITION_START", "2020-01-01"),

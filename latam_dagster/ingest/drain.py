@@ -49,7 +49,7 @@ class DrainInterrupted(RuntimeError):
 
 @dataclass
 class DrainStats:
-    """What one drain run did; becomes the materialization metadata."""
+    """What the drain of one queue did; becomes its raw asset's materialization metadata."""
 
     queue: str
     received: int = 0

@@ -1,14 +1,15 @@
-"""The queue sensor: requests one drain run for every queue where messages wait.
+"""The queue sensor: requests one drain run for all the queues where messages wait.
 
 The sensor only looks (one passive declare per queue) and requests a run; the run does the
 work. One run drains all the queues with traffic at once and then updates the curated tables
 they feed: on two cores each Dagster run costs seconds of CPU to start, so a run per queue per
-micro-batch would spend more on start-ups than on events. It keeps at most LATAM_DRAIN_RUNS
-drain runs queued or running (default 4): each queue's drain takes the queue's lock in Postgres,
-so the next run is one that has already paid its start-up (process, code, resources) and
-drains the moment the current drain ends, while the one before may still run its curated
-updates and checks. Each request carries a run key, so a tick evaluated twice does not launch
-two runs.
+micro-batch would spend more on start-ups than on events. It keeps LATAM_DRAIN_RUNS drain runs
+(default 3) draining or about to: each queue's drain takes the queue's lock in Postgres, so the
+next runs are ones that have already paid their start-up (process, code, resources) and wait on
+the lock, and one of them drains the moment the current drain ends. Runs that have drained and
+still update their curated tables or run their checks do not count; the `latam/drain_queues`
+tag limit in dagster.yaml bounds all drain runs together. Each request carries a run key, so a
+tick evaluated twice does not launch two runs.
 
 Data-quality checks are the expensive part of a small run (loading Great Expectations alone
 costs seconds of CPU), so a drain run includes the checks of its tables only when they are due:
@@ -25,6 +26,7 @@ from dagster import (
     AssetCheckKey,
     AssetKey,
     AssetSelection,
+    DagsterEventType,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
@@ -42,6 +44,8 @@ from latam_dagster.resources import RabbitMQResource
 from latam_dagster.settings import get_settings
 
 CHECKS_TAG = "latam/checks"
+DRAIN_STEP = "drain_queues"  # the step key of latam_dagster.assets.raw.drain_queues
+STEP_ENDS = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
 ACTIVE_STATUSES = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -67,6 +71,26 @@ def checks_due(
         if now - record.create_timestamp >= interval:
             return True
     return False
+
+
+def drains_ahead(context: SensorEvaluationContext) -> int:
+    """Drain runs queued or running whose drain step has not ended: the one draining now and the
+    ones started up (or starting) to take over from it.
+
+    A run that has drained but still updates its curated tables or runs its checks does not
+    count: it no longer stands between an event in the queue and the next drain.
+    """
+    runs = context.instance.get_run_records(
+        RunsFilter(job_name=DRAIN_JOB_NAME, statuses=ACTIVE_STATUSES)
+    )
+    ahead = 0
+    for record in runs:
+        ended = context.instance.get_records_for_run(
+            record.dagster_run.run_id, of_type=STEP_ENDS
+        ).records
+        if not any(r.event_log_entry.step_key == DRAIN_STEP for r in ended):
+            ahead += 1
+    return ahead
 
 
 def steady_traffic(context: SensorEvaluationContext, family: str) -> bool:
@@ -114,13 +138,11 @@ def queue_sensor(context: SensorEvaluationContext, rabbitmq: RabbitMQResource):
     topo = rabbitmq.topology
     settings = get_settings()
     waiting = ", ".join(f"{topo.queue(f)} {depths[topo.queue(f)]}" for f in QUEUES)
-    active = context.instance.get_runs_count(
-        RunsFilter(job_name=DRAIN_JOB_NAME, statuses=ACTIVE_STATUSES)
-    )
+    active = drains_ahead(context)
     limit = max(1, settings.drain_runs)
     if active >= limit:
         return SkipReason(
-            f"{active} drain run(s) already queued or running, the most allowed "
+            f"{active} drain run(s) already draining or about to, the most allowed "
             f"(LATAM_DRAIN_RUNS={limit}); waiting: {waiting}"
         )
     min_depth = max(settings.sensor_min_depth, 1)

@@ -19,6 +19,7 @@ from dagster import (
     instance_for_test,
     materialize,
 )
+from dagster._core.events import DagsterEvent, DagsterEventType, StepSuccessData
 from dagster._core.test_utils import create_run_for_test
 
 from latam_dagster.ingest.publish import Publisher
@@ -39,8 +40,19 @@ def _evaluate(instance, amqp_url, topology, definitions=None):
     return queue_sensor(ctx)
 
 
-def _drain_running(instance, status=DagsterRunStatus.STARTED) -> None:
-    create_run_for_test(instance, job_name="drain_job", status=status)
+def _drain_running(instance, status=DagsterRunStatus.STARTED) -> str:
+    return create_run_for_test(instance, job_name="drain_job", status=status).run_id
+
+
+def _drain_step_ended(instance, run_id: str) -> None:
+    """Record that the run's drain step succeeded, as the run worker would."""
+    event = DagsterEvent(
+        event_type_value=DagsterEventType.STEP_SUCCESS.value,
+        job_name="drain_job",
+        step_key="drain_queues",
+        event_specific_data=StepSuccessData(duration_ms=1.0),
+    )
+    instance.report_dagster_event(event, run_id=run_id)
 
 
 def test_empty_queue_skips(amqp_url, topology):
@@ -87,7 +99,7 @@ def test_a_second_drain_starts_up_while_one_runs_but_no_third(amqp_url, topology
         _drain_running(instance, DagsterRunStatus.STARTING)
         result = _evaluate(instance, amqp_url, topology)
         assert isinstance(result, SkipReason)
-        assert "2 drain run(s) already queued or running" in result.skip_message
+        assert "2 drain run(s) already draining or about to" in result.skip_message
         assert f"{topology.queue('flights')} 1" in result.skip_message
         # finished runs do not count
         _drain_running(instance, DagsterRunStatus.SUCCESS)
@@ -102,7 +114,19 @@ def test_one_drain_run_at_a_time_when_configured(amqp_url, topology, monkeypatch
         _drain_running(instance)
         result = _evaluate(instance, amqp_url, topology)
     assert isinstance(result, SkipReason)
-    assert "1 drain run(s) already queued or running" in result.skip_message
+    assert "1 drain run(s) already draining or about to" in result.skip_message
+
+
+def test_runs_that_have_drained_do_not_hold_back_the_next_drain(amqp_url, topology, monkeypatch):
+    """A run still updating curated tables or running checks is not waiting to drain."""
+    monkeypatch.setenv("LATAM_DRAIN_RUNS", "1")
+    with Publisher(amqp_url, topology, declare_topology=False) as pub:
+        pub.publish_body(b"{}", "flight.test")
+    with instance_for_test() as instance:
+        run_id = _drain_running(instance)
+        assert isinstance(_evaluate(instance, amqp_url, topology), SkipReason)
+        _drain_step_ended(instance, run_id)  # the run goes on with its curated steps
+        assert isinstance(_evaluate(instance, amqp_url, topology), RunRequest)
 
 
 def test_broker_down_is_a_clear_skip(topology):
