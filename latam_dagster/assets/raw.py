@@ -5,17 +5,15 @@ the same time (a thread and a broker connection per queue) and reports per queue
 (received, inserted, duplicates, quarantined, rate) as that asset's materialization metadata.
 One step for every queue means one Dagster run per micro-batch instead of one per queue: on two
 cores a run's start-up (process, code, resources) costs more CPU than draining the events of a
-few seconds does. Each queue's drain holds that queue's lock in Postgres (see
-`ingest.drain.take_queue`), so one drain per queue runs at a time across all runs and machines;
-the next run's drain waits on the lock, without using CPU, and takes over the moment the
-current one ends. (A Dagster concurrency pool would not do here: a step waiting for a pool slot
-polls in a busy loop in Dagster 1.13, a whole core per waiting run.) A subset (one raw asset
-from the UI) drains only its own queue.
+few seconds does. The step waits for its turn and then drains all its queues (see
+`ingest.drain_locks`: a lock in Postgres per queue and one for the turn), so one drain per queue
+runs at a time across all runs and machines, and the next run, already started up, takes every
+queue over the moment the current drain ends, waiting without using CPU. (A Dagster concurrency
+pool would not do here: a step waiting for a pool slot polls in a busy loop in Dagster 1.13, a
+whole core per waiting run.) A subset (one raw asset from the UI) drains only its own queue.
 """
 
-import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from dagster import (
     AssetExecutionContext,
@@ -29,7 +27,8 @@ from dagster import (
     multi_asset,
 )
 
-from latam_dagster.ingest.drain import DrainConfig, DrainStats, IdleGroup, drain_queue
+from latam_dagster.ingest.drain import DrainConfig, DrainStats
+from latam_dagster.ingest.drain_together import drain_together
 from latam_dagster.ingest.topology import QUEUES
 from latam_dagster.resources import RabbitMQResource, WarehouseResource
 from latam_dagster.settings import get_settings
@@ -104,33 +103,21 @@ def drain_queues(
     topo = rabbitmq.topology
     config = DrainConfig.from_settings(get_settings())
     families = [f for f in QUEUES if raw_asset_key(f) in context.selected_asset_keys]
-    live: dict[str, DrainStats] = {}
-    group = IdleGroup([topo.queue(f) for f in families])
 
-    def run(family: str) -> DrainStats:
-        def progress(stats: DrainStats) -> None:
-            live[family] = stats
+    def progress(seconds: float, live: dict[str, DrainStats]) -> None:
+        received = ", ".join(f"{s.queue} {s.received}" for s in live.values())
+        context.log.info(f"draining for {seconds:.0f}s: {received or 'nothing yet'}")
 
-        return drain_queue(rabbitmq.amqp_url, warehouse.url, topo, family, config, progress, group)
-
-    with ThreadPoolExecutor(max_workers=len(families), thread_name_prefix="drain") as pool:
-        futures: dict[str, Future[DrainStats]] = {f: pool.submit(run, f) for f in families}
-        started = time.monotonic()
-        while wait(list(futures.values()), timeout=PROGRESS_EVERY).not_done:
-            received = ", ".join(f"{s.queue} {s.received}" for s in live.values())
-            context.log.info(
-                f"draining for {time.monotonic() - started:.0f}s: {received or 'nothing yet'}"
-            )
-
+    results = drain_together(
+        rabbitmq.amqp_url, warehouse.url, topo, families, config, progress, PROGRESS_EVERY
+    )
     failures: list[str] = []
     first_error: BaseException | None = None
-    for family, future in futures.items():
-        error = future.exception()
-        if error is not None:
-            failures.append(f"{family}: {error}")
-            first_error = first_error or error
+    for family, stats in results.items():
+        if isinstance(stats, BaseException):
+            failures.append(f"{family}: {stats}")
+            first_error = first_error or stats
             continue
-        stats = future.result()
         context.log.info(
             f"{stats.queue}: received {stats.received}, inserted {stats.inserted}, "
             f"duplicates {stats.duplicates}, quarantined {stats.quarantined} "

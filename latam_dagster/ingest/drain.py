@@ -17,11 +17,11 @@ from queue import Queue
 
 import pika
 import pika.exceptions
-import psycopg2.errors
 import psycopg2.extensions
 
 from latam_dagster.contracts import InvalidEvent, validate_body
 from latam_dagster.db import connect
+from latam_dagster.ingest.drain_locks import take_queue
 from latam_dagster.ingest.topology import Topology, declare, open_connection
 from latam_dagster.ingest.writer import BatchResult, RawWriter, Rejected, Valid
 from latam_dagster.settings import Settings
@@ -169,36 +169,6 @@ class IdleGroup:
         with self._lock:
             self._idle[queue] = idle
             return all(self._idle.values())
-
-
-# advisory lock namespace of the per-queue drain locks (transforms use 7_340_002)
-DRAIN_LOCK_NAMESPACE = 7_340_003
-
-
-def take_queue(conn: psycopg2.extensions.connection, queue: str, timeout: float) -> float | None:
-    """Take `queue`'s drain lock: one drain per queue at a time, across runs and machines.
-
-    A session-level advisory lock on the drain's own connection, so it is held until the drain
-    closes the connection (also when its process dies). The next run's drain waits here and
-    starts consuming the moment the current one lets go, which is what keeps the queue drained
-    without a gap between micro-batches. Returns the seconds waited, or None after `timeout`.
-    """
-    began = time.monotonic()
-    with conn.cursor() as cur:
-        args = (DRAIN_LOCK_NAMESPACE, queue)
-        cur.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", args)
-        if cur.fetchone()[0]:
-            conn.commit()
-            return 0.0
-        log.info("%s: waiting for the drain that holds the queue", queue, extra={"queue": queue})
-        try:
-            cur.execute("SET LOCAL lock_timeout = %s", (f"{int(timeout * 1000)}ms",))
-            cur.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", args)
-        except psycopg2.errors.LockNotAvailable:
-            conn.rollback()
-            return None
-    conn.commit()  # SET LOCAL ends with the transaction; the session lock stays
-    return time.monotonic() - began
 
 
 def drain_queue(

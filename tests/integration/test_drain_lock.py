@@ -11,7 +11,6 @@ import psycopg2
 import pytest
 
 from latam_dagster.ingest.drain import (
-    DRAIN_LOCK_NAMESPACE,
     STOP_QUEUE_BUSY,
     STOP_QUEUE_EMPTY,
     DrainConfig,
@@ -19,9 +18,12 @@ from latam_dagster.ingest.drain import (
     IdleGroup,
     drain_queue,
 )
+from latam_dagster.ingest.drain_locks import DRAIN_LOCK_NAMESPACE, turn_lock_name
+from latam_dagster.ingest.drain_together import drain_together
 from tests.conftest import query
 from tests.integration.ingest_helpers import (
     make_flight_event,
+    make_position_event,
     publish_events,
     queue_state,
     wait_until,
@@ -31,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 
 def _hold(warehouse_url: str, queue: str) -> psycopg2.extensions.connection:
-    """A connection holding `queue`'s drain lock, as a running drain does."""
+    """A connection holding the drain lock `queue` (a queue, or a turn), as a running drain does."""
     conn = psycopg2.connect(warehouse_url)
     conn.autocommit = True
     with conn.cursor() as cur:
@@ -133,3 +135,47 @@ def test_a_quiet_queue_keeps_draining_while_its_group_has_traffic(
     (stats,) = result
     assert stats.received == stats.inserted == 3
     assert stats.stop_reason == STOP_QUEUE_EMPTY
+
+
+def test_a_drain_run_waits_for_its_turn_then_drains_all_its_queues(
+    amqp_url, warehouse_url, topology
+):
+    flights = publish_events(amqp_url, topology, [make_flight_event() for _ in range(20)])
+    positions = publish_events(amqp_url, topology, [make_position_event() for _ in range(30)])
+    turn = _hold(warehouse_url, turn_lock_name(topology.prefix))  # the run before still drains
+    result: list[dict] = []
+    config = DrainConfig(idle_seconds=0.3, max_seconds=30, lock_timeout=30)
+    waiting = threading.Thread(
+        target=lambda: result.append(
+            drain_together(amqp_url, warehouse_url, topology, ["flights", "positions"], config)
+        )
+    )
+    try:
+        waiting.start()
+        time.sleep(1.0)
+        assert waiting.is_alive()
+        # no queue taken before the turn: the run before keeps them all
+        assert _ready(amqp_url, topology.queue("flights")) == flights
+        assert _ready(amqp_url, topology.queue("positions")) == positions
+    finally:
+        turn.close()
+    waiting.join(30)
+    (stats,) = result
+    assert stats["flights"].received == flights
+    assert stats["positions"].received == positions
+    assert all(s.lock_wait_seconds >= 1.0 for s in stats.values())
+    assert query(warehouse_url, "SELECT count(*) FROM raw.position_reports")[0][0] == positions
+
+
+def test_a_drain_run_without_its_turn_drains_nothing(amqp_url, warehouse_url, topology):
+    sent = publish_events(amqp_url, topology, [make_flight_event() for _ in range(4)])
+    turn = _hold(warehouse_url, turn_lock_name(topology.prefix))
+    try:
+        stats = drain_together(
+            amqp_url, warehouse_url, topology, ["flights"], DrainConfig(lock_timeout=0.5)
+        )
+    finally:
+        turn.close()
+    assert stats["flights"].stop_reason == STOP_QUEUE_BUSY
+    assert stats["flights"].received == 0
+    assert _ready(amqp_url, topology.queue("flights")) == sent
