@@ -44,9 +44,6 @@ def raw_asset_key(family: str) -> AssetKey:
     return AssetKey(table.split(".") if table else ["raw", family])
 
 
-RAW_KEYS: dict[AssetKey, str] = {raw_asset_key(f): f for f in QUEUES}
-
-
 def _raw_spec(family: str) -> AssetSpec:
     _pattern, table, event_type = QUEUES[family]
     if table:

@@ -36,7 +36,7 @@ from dagster import (
     sensor,
 )
 
-from latam_dagster.assets.raw import raw_asset_key
+from latam_dagster.assets.raw import drain_queues, raw_asset_key
 from latam_dagster.ingest.drain import BUDGET_STOPS
 from latam_dagster.ingest.topology import QUEUES, BrokerUnavailable
 from latam_dagster.jobs import DRAIN_JOB_NAME, DRAIN_TAG, drain_tag_value
@@ -44,7 +44,7 @@ from latam_dagster.resources import RabbitMQResource
 from latam_dagster.settings import get_settings
 
 CHECKS_TAG = "latam/checks"
-DRAIN_STEP = "drain_queues"  # the step key of latam_dagster.assets.raw.drain_queues
+DRAIN_STEP = drain_queues.node_def.name
 STEP_ENDS = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
 ACTIVE_STATUSES = [
     DagsterRunStatus.QUEUED,
