@@ -1,0 +1,52 @@
+"""Make text that came from a message safe to store, log and print.
+
+A source controls every byte of a message: its body, routing key, properties and headers. Only the
+body is kept exactly as received (as `bytea`); every other piece of text that reaches a text column,
+a log line or a terminal goes through `safe_text` first, so that a NUL (which Postgres text cannot
+hold), a lone surrogate (which UTF-8 cannot encode), invalid UTF-8, or a terminal escape sequence
+can never fail a batch or mislead a reader.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 and C1 control characters, DEL, and lone surrogates
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_text(value: str | bytes | None, limit: int = 500) -> str | None:
+    """`value` as printable text: invalid UTF-8 and control characters backslash-escaped, cut to
+    `limit` characters (with a marker when cut). None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray | memoryview):
+        value = bytes(value).decode("utf-8", errors="backslashreplace")
+    elif not isinstance(value, str):
+        value = str(value)
+    if _UNSAFE.search(value):
+        value = _UNSAFE.sub(_escape, value)
+    if len(value) > limit:
+        return value[: max(limit - 1, 0)] + "…"
+    return value
+
+
+def preview(body: bytes, limit: int = 200) -> str:
+    """A body for a person to look at: escaped text when it is UTF-8, else hex; at most `limit`
+    characters of output."""
+    head = bytes(body[: limit * 2])
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut by the slice
+            return "hex:" + head[: limit // 2].hex() + ("…" if len(body) > limit // 2 else "")
+        text = head[: exc.start].decode("utf-8")
+    shown = safe_text(text, limit) or ""
+    if len(body) > len(head) and not shown.endswith("…"):
+        shown += "…"
+    return shown
