@@ -65,7 +65,11 @@ class Settings:
     """LATAM_DRAIN_IDLE_SECONDS: a drain stops after this long without a message (once the other
     queues of its run are idle too)."""
     max_message_bytes: int
-    """LATAM_MAX_MESSAGE_BYTES: larger bodies are quarantined without parsing."""
+    """LATAM_MAX_MESSAGE_BYTES: larger bodies are quarantined without parsing (their SHA-256, size
+    and first 64 KiB are kept)."""
+    drain_max_bytes_in_flight: int
+    """LATAM_DRAIN_MAX_BYTES_IN_FLIGHT: bytes of messages one queue's drain holds in memory
+    (received, not yet written and acked); a batch is written at a third of it."""
     delivery_limit: int
     """LATAM_DELIVERY_LIMIT: quorum-queue delivery limit before a message is dead-lettered."""
     sensor_interval_seconds: int
@@ -120,6 +124,9 @@ def get_settings() -> Settings:
         drain_max_seconds=float(_env("LATAM_DRAIN_MAX_SECONDS", "15")),
         drain_idle_seconds=float(_env("LATAM_DRAIN_IDLE_SECONDS", "1.0")),
         max_message_bytes=int(_env("LATAM_MAX_MESSAGE_BYTES", str(1024 * 1024))),
+        drain_max_bytes_in_flight=int(
+            _env("LATAM_DRAIN_MAX_BYTES_IN_FLIGHT", str(48 * 1024 * 1024))
+        ),
         delivery_limit=int(_env("LATAM_DELIVERY_LIMIT", "20")),
         sensor_interval_seconds=int(_env("LATAM_SENSOR_INTERVAL_SECONDS", "5")),
         sensor_min_depth=int(_env("LATAM_SENSOR_MIN_DEPTH", "1")),

@@ -74,6 +74,8 @@ def drain_metadata(stats: DrainStats) -> dict:
         "duplicates": stats.duplicates,
         "quarantined": stats.quarantined,
         "quarantine_redeliveries": stats.quarantine_duplicates,
+        "message_id_conflicts": stats.conflicts,
+        "bytes_received": stats.bytes_received,
         "batches": stats.batches,
         "seconds": MetadataValue.float(round(stats.seconds, 3)),
         "msg_per_s": MetadataValue.float(round(stats.rate, 1)),

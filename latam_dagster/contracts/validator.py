@@ -1,14 +1,17 @@
 """Validate raw message bytes against the event contract.
 
-JSON Schema (compiled once by jsonschema-rs, ~5 us a message) checks shape, ranges and formats; a few semantic checks the
-schema language cannot express follow (real calendar dates, timestamps Postgres accepts, NUL
-characters jsonb rejects). Each failure yields a short reason that names the offending field, which
-is what lands in `raw.quarantine.reason`.
+JSON Schema (compiled once by jsonschema-rs, ~5 us a message) checks shape, ranges and formats; a few
+semantic checks the schema language cannot express follow (real calendar dates, timestamps Postgres
+accepts, NUL characters jsonb rejects). Each failure yields a short reason that names the JSON path
+and the rule it broke, never the value: a value may be personal data (a passenger's name sent in
+the wrong field), and the reason travels on to logs, the Dagster event log and dashboards. The
+reason is what lands in `raw.quarantine.reason`; the body itself is kept byte for byte beside it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -47,6 +50,16 @@ INTEGER_FIELDS: dict[str, tuple[str, ...]] = {
 MAX_UTC_OFFSET = timedelta(hours=16)
 MIN_YEAR, MAX_YEAR = 1970, 2100
 MAX_REASON_CHARS = 500
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# JSON Schema keywords whose schema value is a readable bound worth quoting in a reason
+_BOUNDS = {
+    "minimum": "at least",
+    "maximum": "at most",
+    "exclusiveMinimum": "above",
+    "exclusiveMaximum": "below",
+    "minLength": "at least this many characters:",
+    "maxLength": "at most this many characters:",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,21 +99,64 @@ def load_schema(event_type: str, version: int = 1) -> dict[str, Any]:
 
 
 @cache
+def _schema(event_type: str, version: int) -> dict[str, Any]:
+    return load_schema(event_type, version)
+
+
+@cache
 def _compiled(event_type: str, version: int):
-    return jsonschema_rs.validator_for(load_schema(event_type, version), validate_formats=True)
+    return jsonschema_rs.validator_for(_schema(event_type, version), validate_formats=True)
 
 
-def _parse_ts(value: str) -> datetime:
-    # RFC 3339 allows a lower-case 't'/'z'; Python 3.11's parser wants upper case
-    ts = datetime.fromisoformat(value.upper())
+def _schema_at(schema: Any, path: list) -> Any:
+    for part in path:
+        schema = schema[part] if isinstance(schema, dict | list) else None
+    return schema
+
+
+def _rule(error, schema: dict[str, Any]) -> str:
+    """The rule a schema error broke, worded from the schema alone (never from the instance)."""
+    path = list(error.schema_path)
+    keyword = str(path[-1]) if path else "schema"
+    expected = _schema_at(schema, path)
+    if keyword == "required":
+        missing = getattr(error.kind, "property", None)
+        return f"required property {missing!r} is missing" if isinstance(missing, str) else keyword
+    if keyword == "type":
+        return f"must be of type {expected}"
+    if keyword == "enum" and isinstance(expected, list):
+        return "must be one of " + ", ".join(str(v) for v in expected)
+    if keyword == "pattern":
+        return f"must match {expected}"
+    if keyword == "format":
+        return f"must be a valid {expected}"
+    if keyword in _BOUNDS:
+        return f"must be {_BOUNDS[keyword]} {expected}"
+    return f"breaks '{keyword}'"
+
+
+def message_id_of(doc: Any) -> str | None:
+    """The document's message_id when it is a well-formed UUID, else None: anything else in that
+    field is only a value, and it is never copied out of the body."""
+    mid = doc.get("message_id") if isinstance(doc, dict) else None
+    return mid if isinstance(mid, str) and _UUID.match(mid) else None
+
+
+def _timestamp_problem(value: str) -> str | None:
+    """What makes an RFC 3339 timestamp unusable here, or None when it is fine."""
+    try:
+        # RFC 3339 allows a lower-case 't'/'z'; Python 3.11's parser wants upper case
+        ts = datetime.fromisoformat(value.upper())
+    except ValueError:
+        return "not a valid RFC 3339 timestamp"
     offset = ts.utcoffset()
     if offset is None:
-        raise ValueError("timestamp has no UTC offset")
+        return "timestamp has no UTC offset"
     if abs(offset) >= MAX_UTC_OFFSET:
-        raise ValueError(f"UTC offset {offset} out of range (at most +/-15:59)")
+        return "UTC offset out of range (at most +/-15:59)"
     if not MIN_YEAR <= ts.year <= MAX_YEAR:
-        raise ValueError(f"year {ts.year} outside {MIN_YEAR}..{MAX_YEAR}")
-    return ts
+        return f"year outside {MIN_YEAR}..{MAX_YEAR}"
+    return None
 
 
 def _check_integers(event_type: str, payload: dict[str, Any]) -> str | None:
@@ -108,23 +164,31 @@ def _check_integers(event_type: str, payload: dict[str, Any]) -> str | None:
     for name in INTEGER_FIELDS[event_type]:
         value = payload.get(name)
         if value is not None and type(value) is not int:
-            return f"payload/{name}: {value!r} must be written as an integer"
+            return f"payload/{name}: must be written as an integer"
     return None
 
 
 def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+    # iterative: an extra field may nest as deep as the JSON parser allows (1024 levels), deeper
+    # than Python's recursion limit
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                if "\x00" in k:
+                    return True
+                stack.append(v)
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
 
 
 def _fail(reason: str, doc: Any = None) -> InvalidEvent:
-    mid = doc.get("message_id") if isinstance(doc, dict) else None
-    return InvalidEvent(reason[:MAX_REASON_CHARS], mid if isinstance(mid, str) else None)
+    return InvalidEvent(reason[:MAX_REASON_CHARS], message_id_of(doc))
 
 
 def validate_event(doc: Any, may_hold_nul: bool = True) -> ValidEvent | InvalidEvent:
@@ -139,32 +203,39 @@ def validate_event(doc: Any, may_hold_nul: bool = True) -> ValidEvent | InvalidE
         return _fail(f"missing envelope field(s): {', '.join(missing)}", doc)
     version = doc["schema_version"]
     if isinstance(version, bool) or not isinstance(version, int):
-        return _fail(f"schema_version must be an integer (got {version!r})", doc)
+        return _fail("schema_version: must be an integer", doc)
     if version not in SUPPORTED_VERSIONS:
-        return _fail(f"unsupported schema_version {version} (supported: {SUPPORTED_VERSIONS})", doc)
+        supported = ", ".join(map(str, SUPPORTED_VERSIONS))
+        return _fail(f"schema_version: unsupported (supported: {supported})", doc)
     event_type = doc["event_type"]
-    if event_type not in EVENT_TYPES:
-        return _fail(f"unknown event_type {event_type!r} (known: {', '.join(EVENT_TYPES)})", doc)
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
+        return _fail(f"unknown event_type (known: {', '.join(EVENT_TYPES)})", doc)
     validator = _compiled(event_type, version)
     if not validator.is_valid(doc):
         error = next(validator.iter_errors(doc))
+        # the path's names come from the schema (it has no free-form properties to report on)
         where = "/".join(str(p) for p in error.instance_path) or "(root)"
-        return _fail(f"{event_type} v{version}: {where}: {error.message}", doc)
+        rule = _rule(error, _schema(event_type, version))
+        return _fail(f"{event_type} v{version}: {where}: {rule}", doc)
     bad_integer = _check_integers(event_type, doc["payload"])
     if bad_integer:
         return _fail(f"{event_type} v{version}: {bad_integer}", doc)
-    try:
-        _parse_ts(doc["event_time"])
-        payload = doc["payload"]
-        for name in TIMESTAMP_FIELDS[event_type]:
-            if payload.get(name) is not None:
-                _parse_ts(payload[name])
-        if payload.get("flight_date") is not None:
+    payload = doc["payload"]
+    checks = [("event_time", doc["event_time"])]
+    checks += [(f"payload/{n}", payload.get(n)) for n in TIMESTAMP_FIELDS[event_type]]
+    for where, value in checks:
+        if value is not None and (problem := _timestamp_problem(value)):
+            return _fail(f"{event_type} v{version}: {where}: {problem}", doc)
+    if payload.get("flight_date") is not None:
+        try:
             year = date.fromisoformat(payload["flight_date"]).year
-            if not MIN_YEAR <= year <= MAX_YEAR:
-                raise ValueError(f"flight_date year {year} outside {MIN_YEAR}..{MAX_YEAR}")
-    except ValueError as exc:
-        return _fail(f"{event_type} v{version}: bad date or timestamp: {exc}", doc)
+        except ValueError:
+            return _fail(f"{event_type} v{version}: payload/flight_date: not a calendar date", doc)
+        if not MIN_YEAR <= year <= MAX_YEAR:
+            return _fail(
+                f"{event_type} v{version}: payload/flight_date: year outside {MIN_YEAR}..{MAX_YEAR}",
+                doc,
+            )
     if may_hold_nul and _has_nul(doc):  # jsonb cannot store U+0000
         return _fail("NUL character (\\u0000) in a string value", doc)
     return ValidEvent(doc)
@@ -179,10 +250,11 @@ def validate_body(body: bytes, max_bytes: int) -> ValidEvent | InvalidEvent:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return InvalidEvent(f"body is not UTF-8: {exc}")
+        return InvalidEvent(f"body is not UTF-8: {exc.reason} at byte {exc.start}")
     try:
         doc = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        return InvalidEvent(f"body is not JSON: {exc}")
+        # orjson's messages name the syntax problem and its position, not the text around it
+        return InvalidEvent(f"body is not JSON: {exc.msg} at char {exc.pos}")
     outcome = validate_event(doc, may_hold_nul="\\u0000" in text)
     return ValidEvent(doc, text) if isinstance(outcome, ValidEvent) else outcome

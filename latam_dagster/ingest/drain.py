@@ -2,12 +2,24 @@
 
 Effectively-once: a batch is committed before its messages are acked (one `basic_ack` with
 `multiple=True`), so a crash before the ack only causes a redelivery, which `ON CONFLICT DO NOTHING`
-and the quarantine's body-hash key make harmless. Memory is bounded by the prefetch window.
+and the quarantine's body-hash key make harmless.
+
+No message can stop a drain: every delivered message gets exactly one outcome (a raw row, a
+duplicate, or a quarantine row). Whatever goes wrong while one message is handled (its body, its
+routing key, its properties) quarantines that message with the exception's class, and the batch
+goes on; a row Postgres refuses is quarantined by the writer. Only a failure of the broker or the
+database themselves fails the drain, and then nothing unwritten is acked.
+
+Memory is bounded in messages (the prefetch window) and in bytes: a batch is written once it holds
+`batch_size` messages or a third of `max_bytes_in_flight`, and the consumer stops reading while the
+writer is a batch behind, so at most three batches' bytes are held at once. A body over the size
+limit is hashed and cut to its first `QUARANTINE_HEAD_BYTES` before it is kept.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 import time
@@ -22,6 +34,7 @@ import psycopg2.extensions
 from latam_dagster.contracts import InvalidEvent, validate_body
 from latam_dagster.db import connect
 from latam_dagster.ingest.drain_locks import take_queue
+from latam_dagster.ingest.safe_text import safe_text
 from latam_dagster.ingest.topology import Topology, declare, open_connection
 from latam_dagster.ingest.writer import BatchResult, RawWriter, Rejected, Valid
 from latam_dagster.settings import Settings
@@ -30,6 +43,8 @@ log = logging.getLogger(__name__)
 
 # wait this long after the last delivery before writing a partial batch
 PARTIAL_BATCH_PAUSE = 0.05
+# how much of a body over the size limit the quarantine keeps (with the whole body's hash and size)
+QUARANTINE_HEAD_BYTES = 64 * 1024
 
 # why a drain stopped (DrainStats.stop_reason, shown as materialization metadata)
 STOP_MESSAGE_BUDGET = "message budget spent"
@@ -62,6 +77,8 @@ class DrainStats:
     inserted_by_table: dict[str, int] = field(default_factory=dict)
     stop_reason: str = ""
     lock_wait_seconds: float = 0.0
+    bytes_received: int = 0
+    conflicts: int = 0
 
     @property
     def rate(self) -> float:
@@ -73,6 +90,7 @@ class DrainStats:
         self.duplicates += result.duplicates
         self.quarantined += result.quarantined
         self.quarantine_duplicates += result.quarantined - result.quarantine_new
+        self.conflicts += result.conflicts
         for table, n in result.inserted.items():
             self.inserted_by_table[table] = self.inserted_by_table.get(table, 0) + n
 
@@ -88,7 +106,14 @@ class DrainConfig:
     max_seconds: float = 120.0
     idle_seconds: float = 1.0
     max_message_bytes: int = 1024 * 1024
+    max_bytes_in_flight: int = 48 * 1024 * 1024  # received and not yet acked, held in memory
     lock_timeout: float = 60.0  # wait this long for the drain that holds the queue
+
+    @property
+    def batch_bytes(self) -> int:
+        """A batch is written at this many bytes: three batches are in flight at most (one
+        being read, one queued, one being written)."""
+        return max(self.max_bytes_in_flight // 3, 1)
 
     @classmethod
     def from_settings(cls, s: Settings) -> DrainConfig:
@@ -99,17 +124,35 @@ class DrainConfig:
             max_seconds=s.drain_max_seconds,
             idle_seconds=s.drain_idle_seconds,
             max_message_bytes=s.max_message_bytes,
+            max_bytes_in_flight=s.drain_max_bytes_in_flight,
             # the runs queued ahead may each drain a whole budget first
             lock_timeout=max(120.0, 8 * s.drain_max_seconds),
         )
 
 
-def classify(body: bytes, routing_key: str, queue: str, max_bytes: int) -> Valid | Rejected:
-    """Validate one body and shape it for the writer."""
-    outcome = validate_body(body, max_bytes)
-    if isinstance(outcome, InvalidEvent):
-        return Rejected(queue, routing_key, outcome.reason, body, outcome.message_id)
-    return Valid(outcome.event_type, routing_key, outcome.text, outcome.message_id)
+def classify(body: bytes, routing_key: str | bytes, queue: str, max_bytes: int) -> Valid | Rejected:
+    """Validate one body and shape it for the writer. Never raises: a failure while handling the
+    message quarantines it with the exception's class (and no exception text, which may quote
+    the message)."""
+    try:
+        if len(body) > max_bytes:  # before anything reads it
+            reason = f"body too large: {len(body)} bytes > limit {max_bytes}"
+            return Rejected.head_of(queue, routing_key, reason, body, QUARANTINE_HEAD_BYTES)
+        key = safe_text(routing_key, 255) or ""
+        outcome = validate_body(body, max_bytes)
+        sha = hashlib.sha256(body).digest()
+        if isinstance(outcome, InvalidEvent):
+            return Rejected(queue, key, outcome.reason, body, outcome.message_id, body_sha256=sha)
+        return Valid(outcome.event_type, key, outcome.text, outcome.message_id, sha)
+    except Exception as exc:  # noqa: BLE001 - the contract: one message never stops a drain
+        reason = f"could not handle the message: {type(exc).__name__}"
+        rejected = Rejected.head_of(queue, routing_key, reason, bytes(body), max_bytes)
+        rejected.error_class = type(exc).__name__
+        return rejected
+
+
+def _held_bytes(item: Valid | Rejected) -> int:
+    return len(item.text) if isinstance(item, Valid) else len(item.body)
 
 
 class _WriterThread(threading.Thread):
@@ -239,14 +282,24 @@ def _drain(
             stats.received += count
             stats.add(result)
             for r in rejected:
+                # the reason names a JSON path and a rule, never a value; the routing key is
+                # escaped (a source chooses its bytes)
                 log.warning(
                     "message quarantined: %s",
                     r.reason,
                     extra={
                         "message_id": r.message_id,
                         "queue": queue,
-                        "routing_key": r.routing_key,
+                        "routing_key": safe_text(r.routing_key, 255),
+                        "error_class": r.error_class,
                     },
+                )
+            if result.conflicts:
+                log.warning(
+                    "%d message_id(s) arrived again with another body; the first body is kept "
+                    "(raw.message_id_conflicts)",
+                    result.conflicts,
+                    extra={"queue": queue},
                 )
             if on_batch:
                 on_batch(stats)
@@ -255,16 +308,32 @@ def _drain(
         worker.start()
 
         max_bytes = config.max_message_bytes
+        pending_bytes = 0
 
         def on_message(ch, method, _props, body: bytes) -> None:
-            # validated here, while the writer thread waits on Postgres for the previous batch
+            # validated here, while the writer thread waits on Postgres for the previous batch;
+            # properties and headers are not read: nothing in them can fail the message
+            nonlocal pending_bytes
             item = classify(body, method.routing_key, queue, max_bytes)
             pending.append((method.delivery_tag, item))
+            pending_bytes += _held_bytes(item)
+            stats.bytes_received += len(body)
+
+        def batch_full() -> bool:
+            return len(pending) >= config.batch_size or pending_bytes >= config.batch_bytes
 
         def flush() -> None:
-            # at most batch_size messages per transaction; the rest waits for the next flush
-            nonlocal pending, in_flight
-            batch, pending = pending[: config.batch_size], pending[config.batch_size :]
+            # at most batch_size messages and batch_bytes bytes (or one message) per transaction;
+            # the rest waits for the next flush
+            nonlocal pending, pending_bytes, in_flight
+            size = count = 0
+            for _tag, item in pending:
+                if count and (count >= config.batch_size or size >= config.batch_bytes):
+                    break
+                size += _held_bytes(item)
+                count += 1
+            batch, pending = pending[:count], pending[count:]
+            pending_bytes -= size
             in_flight += 1
             worker.work.put(batch)  # blocks while the writer is one batch behind
 
@@ -285,7 +354,7 @@ def _drain(
                 if idle and group is not None:
                     group.mark(queue, False)
                 idle = False
-                while len(pending) >= config.batch_size:
+                while pending and batch_full():
                     flush()
             elif pending and now - last_message_at >= PARTIAL_BATCH_PAUSE:
                 flush()  # a real pause, not just an ack callback waking the loop

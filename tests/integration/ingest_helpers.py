@@ -322,9 +322,13 @@ BAD_CASES: list[BadCase] = [
         "unknown_event_type",
         dumps(make_flight_event(event_type="baggage_scan")),
         "unknown event_type",
-        "baggage_scan",
     ),
-    BadCase("schema_version_2", dumps(make_flight_event(schema_version=2)), "schema_version", "2"),
+    BadCase(
+        "schema_version_2",
+        dumps(make_flight_event(schema_version=2)),
+        "schema_version",
+        "unsupported",
+    ),
     BadCase(
         "schema_version_string",
         dumps(make_flight_event(schema_version="1")),
@@ -335,7 +339,7 @@ BAD_CASES: list[BadCase] = [
     BadCase("event_time_no_offset", _with_time("2026-11-27T10:15:00"), "event_time"),
     BadCase("event_time_garbage", _with_time("yesterday at noon"), "event_time"),
     BadCase("event_time_epoch_number", _with_time(1795000000), "event_time"),
-    BadCase("event_time_year_0", _with_time("0000-11-27T10:15:00Z"), "year 0"),
+    BadCase("event_time_year_0", _with_time("0000-11-27T10:15:00Z"), "event_time", "RFC 3339"),
     BadCase(
         "actual_arrival_feb_30",
         dumps(make_flight_event(payload={"actual_arrival": "2026-02-30T10:15:00Z"})),

@@ -575,6 +575,10 @@ def test_writer_falls_back_row_by_row_within_one_batch(warehouse_url):
     rows = query(warehouse_url, "SELECT reason, body FROM raw.quarantine ORDER BY quarantine_id")
     reasons = {bytes(body): reason for reason, body in rows}
     assert reasons[b"{"] == "body is not JSON: test"
-    assert reasons[not_jsonb.text.encode()].startswith("rejected by the warehouse: invalid input")
-    assert reasons[bad_offset.text.encode()].startswith("rejected by the warehouse: time zone")
+    assert reasons[not_jsonb.text.encode()].startswith(
+        "rejected by the warehouse: invalid text representation"
+    )
+    assert reasons[bad_offset.text.encode()].startswith(
+        "rejected by the warehouse: invalid time zone"
+    )
     assert count(warehouse_url) == len(goods)
