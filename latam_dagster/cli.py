@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from latam_dagster.settings import get_settings
+
+if TYPE_CHECKING:
+    from latam_dagster.ingest.topology import Topology
 
 
 class FriendlyErrors(click.Group):
@@ -142,6 +146,12 @@ def doctor() -> None:
     click.echo("Postgres and RabbitMQ answer")
 
 
+SHOW_BODY_HELP = (
+    "Show up to 4000 characters of each body instead of an 80-character preview "
+    "(escaped text, or hex when it is not UTF-8)."
+)
+
+
 @main.group()
 def quarantine() -> None:
     """Inspect and replay messages that broke the contract."""
@@ -151,21 +161,31 @@ def quarantine() -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
 @click.option("--queue", default=None, help="Only this queue.")
 @click.option("--all", "include_replayed", is_flag=True, help="Include replayed rows.")
+@click.option("--show-body", is_flag=True, help=SHOW_BODY_HELP)
 @click.option("--json", "as_json", is_flag=True)
-def quarantine_list(limit: int, queue: str | None, include_replayed: bool, as_json: bool) -> None:
-    """List quarantined messages, newest first."""
+def quarantine_list(
+    limit: int, queue: str | None, include_replayed: bool, show_body: bool, as_json: bool
+) -> None:
+    """List quarantined messages, newest first, each with a safe preview of its body."""
     from latam_dagster.ingest.quarantine import list_quarantine
 
-    rows = list_quarantine(get_settings().warehouse_url, limit, queue, include_replayed)
+    rows = list_quarantine(get_settings().warehouse_url, limit, queue, include_replayed, show_body)
     if as_json:
         click.echo(json.dumps(rows, default=str, indent=2))
         return
     for r in rows:
-        state = f" [replayed: {r['replay_result']}]" if r["replayed_at"] else ""
+        notes = ""
+        if r["body_truncated"]:
+            notes += f" [truncated: {r['stored_bytes']} of {r['body_bytes']} B kept, no replay]"
+        if r["error_class"]:
+            notes += f" [error: {r['error_class']}]"
+        if r["replayed_at"]:
+            notes += f" [replayed: {r['replay_result']}]"
         click.echo(
             f"#{r['quarantine_id']} {r['received_at']:%Y-%m-%d %H:%M:%S} {r['queue']} "
-            f"({r['body_bytes']} B){state}: {r['reason']}"
+            f"({r['body_bytes']} B){notes}: {r['reason']}"
         )
+        click.echo(f"    {r['body'] if show_body else r['body_preview']}")
     click.echo(f"{len(rows)} row(s)")
 
 
@@ -174,7 +194,9 @@ def quarantine_list(limit: int, queue: str | None, include_replayed: bool, as_js
 @click.option("--queue", default=None, help="Only this queue.")
 @click.option("--dry-run", is_flag=True, help="Validate and report, change nothing.")
 def quarantine_replay(ids: tuple[int, ...], queue: str | None, dry_run: bool) -> None:
-    """Send open quarantine rows back through validation; the ones that pass go to raw."""
+    """Send open quarantine rows back through validation; the ones that pass go to raw.
+
+    Rows kept truncated (over the size limit) cannot be replayed; they stay open."""
     from latam_dagster.ingest.quarantine import replay
 
     s = get_settings()
@@ -182,8 +204,77 @@ def quarantine_replay(ids: tuple[int, ...], queue: str | None, dry_run: bool) ->
     prefix = "dry run: " if dry_run else ""
     click.echo(
         f"{prefix}examined {res.examined}, inserted {res.inserted}, "
-        f"already in raw {res.already_in_raw}, still invalid {res.still_invalid}"
+        f"already in raw {res.already_in_raw}, still invalid {res.still_invalid}, "
+        f"truncated (not replayable) {res.truncated}"
     )
+
+
+@main.group()
+def dead() -> None:
+    """Inspect and replay messages the broker dead-lettered (past the delivery limit)."""
+
+
+def _topology() -> Topology:
+    from latam_dagster.ingest.topology import Topology
+
+    settings = get_settings()
+    return Topology(settings.topology_prefix, settings.delivery_limit)
+
+
+@dead.command("list")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--show-body", is_flag=True, help=SHOW_BODY_HELP)
+@click.option("--json", "as_json", is_flag=True)
+def dead_list(limit: int, show_body: bool, as_json: bool) -> None:
+    """List dead letters, oldest first, leaving every one of them in the dead queue."""
+    import pika.exceptions
+
+    from latam_dagster.ingest.dead_letters import list_dead
+
+    topo = _topology()
+    try:
+        letters = list_dead(get_settings().amqp_url, topo, limit, show_body)
+    except pika.exceptions.AMQPError as exc:
+        click.echo(
+            f"error: broker connection lost while listing ({exc!r}); nothing was removed", err=True
+        )
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps([d.as_dict() for d in letters], indent=2))
+        return
+    for d in letters:
+        died = f"{d.reason or '?'} x{d.count}" if d.count is not None else d.reason or "?"
+        click.echo(
+            f"#{d.position} from {d.queue or '?'} key {d.routing_key or '?'} ({died}) "
+            f"id {d.message_id or '-'} ({d.size} B)"
+        )
+        click.echo(f"    {d.body if show_body else d.body_preview}")
+    click.echo(f"{len(letters)} dead letter(s) in {topo.dead_queue} (shown, not removed)")
+
+
+@dead.command("replay")
+@click.option("--limit", default=None, type=click.IntRange(1), help="At most this many.")
+@click.option("--dry-run", is_flag=True, help="Count what would be replayed, change nothing.")
+def dead_replay(limit: int | None, dry_run: bool) -> None:
+    """Republish dead letters to their original routing keys (confirmed), then remove them.
+
+    A dead letter leaves the dead queue only after the broker confirmed its copy, so an
+    interrupted replay at worst publishes a message twice, which raw absorbs (one row per
+    message_id)."""
+    from latam_dagster.ingest.dead_letters import ReplayInterrupted, replay_dead
+
+    try:
+        res = replay_dead(get_settings().amqp_url, _topology(), limit, dry_run)
+    except ReplayInterrupted as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    prefix = "dry run: " if dry_run else ""
+    click.echo(
+        f"{prefix}examined {res.examined}, replayed {res.replayed}, "
+        f"no original routing key {res.no_origin}, refused by the broker {res.refused}"
+    )
+    if res.refused:
+        sys.exit(1)
 
 
 def _register_commands() -> None:

@@ -51,6 +51,7 @@ MAX_UTC_OFFSET = timedelta(hours=16)
 MIN_YEAR, MAX_YEAR = 1970, 2100
 MAX_REASON_CHARS = 500
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 # JSON Schema keywords whose schema value is a readable bound worth quoting in a reason
 _BOUNDS = {
     "minimum": "at least",
@@ -168,23 +169,30 @@ def _check_integers(event_type: str, payload: dict[str, Any]) -> str | None:
     return None
 
 
-def _has_nul(value: Any) -> bool:
-    # iterative: an extra field may nest as deep as the JSON parser allows (1024 levels), deeper
-    # than Python's recursion limit
-    stack = [value]
+def _nul_path(value: Any) -> str | None:
+    """Where the first NUL character is, as a JSON path, or None. Iterative: an extra field may
+    nest as deep as the JSON parser allows (1024 levels), deeper than Python's recursion limit.
+    Keys that do not look like field names are shown as `*` (a key is chosen by the source and
+    could hold anything), and so is a key that itself holds the NUL."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(value, ())]
     while stack:
-        item = stack.pop()
+        item, path = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
-                return True
+                return _path_text(path)
         elif isinstance(item, dict):
             for k, v in item.items():
                 if "\x00" in k:
-                    return True
-                stack.append(v)
+                    return _path_text((*path, "*"))
+                stack.append((v, (*path, k if _FIELD_NAME.match(k) else "*")))
         elif isinstance(item, list):
-            stack.extend(item)
-    return False
+            stack.extend((v, (*path, str(i))) for i, v in enumerate(item))
+    return None
+
+
+def _path_text(path: tuple[str, ...], shown: int = 6) -> str:
+    parts = list(path[:shown]) + (["…"] if len(path) > shown else [])
+    return "/".join(parts) or "(root)"
 
 
 def _fail(reason: str, doc: Any = None) -> InvalidEvent:
@@ -236,8 +244,8 @@ def validate_event(doc: Any, may_hold_nul: bool = True) -> ValidEvent | InvalidE
                 f"{event_type} v{version}: payload/flight_date: year outside {MIN_YEAR}..{MAX_YEAR}",
                 doc,
             )
-    if may_hold_nul and _has_nul(doc):  # jsonb cannot store U+0000
-        return _fail("NUL character (\\u0000) in a string value", doc)
+    if may_hold_nul and (where := _nul_path(doc)) is not None:  # jsonb cannot store U+0000
+        return _fail(f"{event_type} v{version}: {where}: NUL character (\\u0000)", doc)
     return ValidEvent(doc)
 
 

@@ -33,6 +33,7 @@ import psycopg2.extensions
 
 from latam_dagster.contracts import InvalidEvent, validate_body
 from latam_dagster.db import connect
+from latam_dagster.ingest.amqp_headers import tolerate_odd_headers
 from latam_dagster.ingest.drain_locks import take_queue
 from latam_dagster.ingest.safe_text import safe_text
 from latam_dagster.ingest.topology import Topology, declare, open_connection
@@ -151,6 +152,11 @@ def classify(body: bytes, routing_key: str | bytes, queue: str, max_bytes: int) 
         return rejected
 
 
+def _socket_bytes(amqp: pika.BlockingConnection) -> int:
+    """Bytes read from the broker so far (pika's own counter)."""
+    return getattr(getattr(amqp, "_impl", None), "bytes_received", 0) or 0
+
+
 def _held_bytes(item: Valid | Rejected) -> int:
     return len(item.text) if isinstance(item, Valid) else len(item.body)
 
@@ -194,6 +200,60 @@ class _WriterThread(threading.Thread):
                 self.amqp.add_callback_threadsafe(lambda d=done: self.on_done(d))
 
 
+class PrefetchWindow:
+    """The drain's consumer, with a prefetch window kept within the byte budget.
+
+    RabbitMQ counts prefetch in messages only (it does not implement a byte prefetch), a quorum
+    queue reads every message of the window it checks out, and in RabbitMQ 3.x a quorum queue
+    takes a consumer's prefetch when the consumer registers (a later Basic.Qos changes nothing).
+    So the consumer starts with the window the budget allows for messages of the size limit, and
+    registers again with another window once the first window shows the real sizes: the full
+    configured count for small events (in a few steps, each at most 8 times the last), down to a
+    window of a few messages after a 20 MB one, for the rest of this drain. It registers again
+    only while its window is full (the broker has no credit left, so no delivery is in transit
+    to be returned by the cancel), and at most `MAX_REGISTRATIONS` times per drain.
+    """
+
+    MAX_REGISTRATIONS = 8
+    GROWTH = 8
+
+    def __init__(self, channel, queue: str, on_message: Callable, config: DrainConfig) -> None:
+        self.channel, self.queue, self.on_message = channel, queue, on_message
+        self.limit = config.prefetch
+        self.budget = config.max_bytes_in_flight
+        self.largest = 0  # the largest body this drain has received
+        self.registrations = 0
+        # until a window has shown the real sizes, assume bodies of the size limit
+        self.count = self._target(config.max_message_bytes)
+        self.tag = self._register()
+
+    def _target(self, largest: int) -> int:
+        return max(1, min(self.limit, self.budget // max(largest, 1)))
+
+    def _register(self) -> str:
+        self.channel.basic_qos(prefetch_count=self.count)
+        self.registrations += 1
+        return self.channel.basic_consume(self.queue, self.on_message, auto_ack=False)
+
+    def observe(self, size: int) -> None:
+        self.largest = max(self.largest, size)
+
+    def adjust(self, outstanding: int) -> None:
+        """Register again with a better window, when `outstanding` (received, not yet acked)
+        fills the current one."""
+        if outstanding < self.count or self.registrations >= self.MAX_REGISTRATIONS:
+            return
+        target = min(self._target(self.largest), self.count * self.GROWTH)
+        if self.count // 2 < target < self.count * 2:
+            return
+        self.channel.basic_cancel(self.tag)
+        self.count = target
+        self.tag = self._register()
+
+    def cancel(self) -> None:
+        self.channel.basic_cancel(self.tag)
+
+
 class IdleGroup:
     """The queues one step drains together: each stops on idle only once all of them are idle.
 
@@ -227,6 +287,7 @@ def drain_queue(
     group is idle too) or a budget is spent."""
     queue = topo.queue(family)
     stats = DrainStats(queue=queue)
+    tolerate_odd_headers()  # a header pika cannot decode must not drop the connection
     try:
         conn = connect(warehouse_url)
         return _drain(amqp_url, topo, queue, conn, config, on_batch, group, stats)
@@ -268,7 +329,6 @@ def _drain(
     try:
         channel = amqp.channel()
         declare(channel, topo)
-        channel.basic_qos(prefetch_count=config.prefetch)
         pending: list[tuple[int, Valid | Rejected]] = []
         in_flight = 0
 
@@ -308,19 +368,25 @@ def _drain(
         worker.start()
 
         max_bytes = config.max_message_bytes
-        pending_bytes = 0
+        pending_bytes = delivered = 0
 
         def on_message(ch, method, _props, body: bytes) -> None:
             # validated here, while the writer thread waits on Postgres for the previous batch;
             # properties and headers are not read: nothing in them can fail the message
-            nonlocal pending_bytes
+            nonlocal pending_bytes, delivered
+            delivered += 1
             item = classify(body, method.routing_key, queue, max_bytes)
             pending.append((method.delivery_tag, item))
             pending_bytes += _held_bytes(item)
             stats.bytes_received += len(body)
+            window.observe(len(body))
 
         def batch_full() -> bool:
             return len(pending) >= config.batch_size or pending_bytes >= config.batch_bytes
+
+        def window_full() -> bool:
+            # nothing more can arrive before an ack: waiting for a pause would only lose time
+            return delivered - stats.received >= window.count
 
         def flush() -> None:
             # at most batch_size messages and batch_bytes bytes (or one message) per transaction;
@@ -341,14 +407,19 @@ def _drain(
             if worker.error is not None:
                 raise worker.error
 
-        consumer_tag = channel.basic_consume(queue, on_message, auto_ack=False)
-        last_message_at = time.monotonic()
+        window = PrefetchWindow(channel, queue, on_message, config)
+        last_message_at = last_traffic_at = time.monotonic()
+        socket_bytes = _socket_bytes(amqp)
         idle = False
         while True:
             before = len(pending)
             amqp.process_data_events(time_limit=min(0.25, config.idle_seconds))
+            window.adjust(delivered - stats.received)
             check_writer()
             now = time.monotonic()
+            if (seen := _socket_bytes(amqp)) != socket_bytes:
+                # part of a large message is arriving: the queue is not idle
+                socket_bytes, last_traffic_at = seen, now
             if len(pending) > before:
                 last_message_at = now
                 if idle and group is not None:
@@ -356,7 +427,9 @@ def _drain(
                 idle = False
                 while pending and batch_full():
                     flush()
-            elif pending and now - last_message_at >= PARTIAL_BATCH_PAUSE:
+                if pending and window_full():
+                    flush()
+            elif pending and (now - last_message_at >= PARTIAL_BATCH_PAUSE or window_full()):
                 flush()  # a real pause, not just an ack callback waking the loop
             if stats.received + in_flight * config.batch_size >= config.max_messages:
                 stats.stop_reason = STOP_MESSAGE_BUDGET
@@ -364,7 +437,8 @@ def _drain(
             if now - started >= config.max_seconds:
                 stats.stop_reason = STOP_TIME_BUDGET
                 break
-            if not pending and not in_flight and now - last_message_at >= config.idle_seconds:
+            quiet = now - max(last_message_at, last_traffic_at)
+            if not pending and not in_flight and quiet >= config.idle_seconds:
                 # deliveries of a deep queue can be slow to start: empty means empty
                 if channel.queue_declare(queue, passive=True).method.message_count == 0:
                     idle = True
@@ -372,7 +446,7 @@ def _drain(
                         stats.stop_reason = STOP_QUEUE_EMPTY
                         break
                 last_message_at = now
-        channel.basic_cancel(consumer_tag)
+        window.cancel()
         while pending:
             flush()
         while in_flight:

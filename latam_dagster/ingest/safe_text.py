@@ -36,17 +36,21 @@ def safe_text(value: str | bytes | None, limit: int = 500) -> str | None:
     return value
 
 
-def preview(body: bytes, limit: int = 200) -> str:
+def preview(body: bytes, limit: int = 200, total: int | None = None) -> str:
     """A body for a person to look at: escaped text when it is UTF-8, else hex; at most `limit`
-    characters of output."""
+    characters of output, marked with "…" when the body goes on. `total` is the whole body's
+    size when `body` is only its first part (a character cut at the end of that part is not
+    taken for invalid UTF-8)."""
+    total = len(body) if total is None else total
     head = bytes(body[: limit * 2])
+    cut = total > len(head)
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut by the slice
-            return "hex:" + head[: limit // 2].hex() + ("…" if len(body) > limit // 2 else "")
+        if not (cut and exc.reason == "unexpected end of data"):
+            return "hex:" + head[: limit // 2].hex() + ("…" if total > limit // 2 else "")
         text = head[: exc.start].decode("utf-8")
     shown = safe_text(text, limit) or ""
-    if len(body) > len(head) and not shown.endswith("…"):
+    if cut and not shown.endswith("…"):
         shown += "…"
     return shown

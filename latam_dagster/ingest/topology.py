@@ -2,16 +2,22 @@
 
 One topic exchange, one quorum queue per event family, a dead-letter exchange as the last line of
 defence behind the delivery limit, and an alternate exchange so that a message with an unknown
-routing key is kept instead of silently dropped by the broker.
+routing key is kept instead of silently dropped by the broker. The drainable queues dead-letter at
+least once: a message past the delivery limit stays in its queue until the dead-letter queue has
+confirmed it, instead of being lost when that queue cannot take it.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pika
 import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+
+log = logging.getLogger(__name__)
 
 # queue suffix -> (routing-key pattern, raw table the queue feeds, event type). The `unrouted`
 # queue takes what the alternate exchange catches (routing keys no binding matches); its drain
@@ -22,6 +28,13 @@ QUEUES: dict[str, tuple[str | None, str | None, str | None]] = {
     "positions": ("position.#", "raw.position_reports", "position_report"),
     "unrouted": (None, None, None),
 }
+# at-least-once dead-lettering (RabbitMQ 3.10+); the broker falls back to at-most-once unless the
+# overflow behaviour is reject-publish, even without a length limit
+AT_LEAST_ONCE_DEAD_LETTERING = {
+    "x-dead-letter-strategy": "at-least-once",
+    "x-overflow": "reject-publish",
+}
+PRECONDITION_FAILED = 406
 ROUTING_PREFIX = {
     "flight_status": "flight",
     "passenger_event": "passenger",
@@ -102,8 +115,24 @@ def open_connection(amqp_url: str, heartbeat: int = 30) -> pika.BlockingConnecti
         ) from exc
 
 
-def declare(channel: pika.adapters.blocking_connection.BlockingChannel, topo: Topology) -> None:
-    """Declare exchanges, queues and bindings; safe to call any number of times."""
+def drainable_queue_arguments(topo: Topology) -> dict[str, object]:
+    """Arguments of every drainable queue: quorum, delivery limit, at-least-once dead-lettering."""
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": topo.delivery_limit,
+        "x-dead-letter-exchange": topo.dlx,
+        **AT_LEAST_ONCE_DEAD_LETTERING,
+    }
+
+
+def declare(channel: BlockingChannel, topo: Topology) -> BlockingChannel:
+    """Declare exchanges, queues and bindings; safe to call any number of times.
+
+    A queue declared earlier with other arguments (an older version's) is kept as it is, with one
+    warning, instead of failing every drain. The broker closes a channel on such a mismatch, so the
+    queue declarations run on a channel of their own and `channel` stays usable; it is returned
+    for callers that want to chain.
+    """
     channel.exchange_declare(topo.dlx, exchange_type="fanout", durable=True)
     channel.queue_declare(topo.dead_queue, durable=True, arguments={"x-queue-type": "quorum"})
     channel.queue_bind(topo.dead_queue, topo.dlx)
@@ -114,21 +143,53 @@ def declare(channel: pika.adapters.blocking_connection.BlockingChannel, topo: To
         durable=True,
         arguments={"alternate-exchange": topo.unrouted_exchange},
     )
+    scratch = channel.connection.channel()
+    try:
+        for family in QUEUES:
+            scratch = _declare_drainable(scratch, topo.queue(family), topo)
+    finally:
+        if scratch.is_open:
+            scratch.close()
     for family, (pattern, _table, _etype) in QUEUES.items():
         name = topo.queue(family)
-        channel.queue_declare(
-            name,
-            durable=True,
-            arguments={
-                "x-queue-type": "quorum",
-                "x-delivery-limit": topo.delivery_limit,
-                "x-dead-letter-exchange": topo.dlx,
-            },
-        )
         if pattern is None:
             channel.queue_bind(name, topo.unrouted_exchange)
         else:
             channel.queue_bind(name, topo.exchange, routing_key=pattern)
+    return channel
+
+
+_warned: set[str] = set()
+
+
+def _declare_drainable(scratch: BlockingChannel, name: str, topo: Topology) -> BlockingChannel:
+    """Declare one drainable queue on `scratch`; returns the channel to go on with (a new one
+    when the broker closed `scratch` over an existing queue's other arguments)."""
+    try:
+        scratch.queue_declare(name, durable=True, arguments=drainable_queue_arguments(topo))
+        return scratch
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != PRECONDITION_FAILED:
+            raise
+        reply = exc.reply_text
+    scratch = scratch.connection.channel()
+    scratch.queue_declare(name, passive=True)  # it exists; anything else still fails here
+    if name not in _warned:
+        _warned.add(name)
+        log.warning(
+            "queue %s exists with arguments of an older version (%s). It is used as it is and "
+            "keeps at-most-once dead-lettering (a message past the delivery limit is lost if %s "
+            "cannot take it) unless a policy sets dead-letter-strategy=at-least-once and "
+            "overflow=reject-publish. To move it: delete it when it is empty (rabbitmqctl "
+            "delete_queue --if-empty %s; the next run declares it anew), or apply such a policy "
+            "(see docs/ingestion.md).",
+            name,
+            reply,
+            topo.dead_queue,
+            name,
+            extra={"queue": name},
+        )
+    return scratch
 
 
 def declare_topology(amqp_url: str, topo: Topology) -> None:

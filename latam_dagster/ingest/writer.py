@@ -112,7 +112,6 @@ VALUES %s ON CONFLICT (queue, body_sha256) DO NOTHING RETURNING 1"""
 # violation, program limit exceeded (a string or a jsonb too large or too deep). Anything else
 # (connection, resources, operator intervention, our own SQL) is not the message's fault.
 ROW_ERROR_CLASSES = frozenset({"22", "23", "54"})
-ROW_ERRORS = (psycopg2.Error,)  # narrowed by `is_row_error`
 
 
 def is_row_error(exc: BaseException) -> bool:

@@ -11,7 +11,8 @@ warehouse of a thousand rows and of a billion:
   last collection;
 - processing lag (how long the oldest input of a table has waited for it) reads the first row past
   the table's watermark through the xid index;
-- rows per table are exact below a size threshold and the planner's live-row estimate above it.
+- rows per table are exact below a size threshold and the planner's live-row estimate above it;
+- the quarantine and the message_id conflicts are read whole: both hold only the exceptions.
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ class WarehouseCollector:
         self._rows(cur, out, tables)
         self._ingest(cur, out, tables, horizon)
         self._quarantine(cur, out, tables)
+        self._conflicts(cur, out, tables)
         self._curated_newest(cur, tables, horizon)
         lags = self._processing_lag(cur, out, tables, now)
         self._marts(cur, out, tables, now, lags)
@@ -260,6 +262,44 @@ class WarehouseCollector:
                 "Quarantined messages not replayed yet.",
                 still_open,
                 queue=queue,
+                source_system=source,
+            )
+
+    def _conflicts(
+        self, cur: psycopg2.extensions.cursor, out: Families, tables: dict[str, int]
+    ) -> None:
+        """message_ids seen again with a different body (the first body stays in raw)."""
+        if "raw.message_id_conflicts" not in tables:
+            return
+        cur.execute(
+            """SELECT raw_table, source_system, sum(times_seen)::bigint,
+                      count(DISTINCT message_id)
+               FROM raw.message_id_conflicts GROUP BY 1, 2"""
+        )
+        raw_tables = {raw.table for raw in self._raw}
+        totals: dict[tuple[str, str], list[int]] = {}
+        for table, source, seen, ids in cur.fetchall():
+            key = (
+                table if table in raw_tables else "unknown",
+                self._source(source if _valid_source(source or "") else "unknown"),
+            )
+            acc = totals.setdefault(key, [0, 0])
+            acc[0] += int(seen)
+            acc[1] += int(ids)
+        for (table, source), (seen, ids) in sorted(totals.items()):
+            out.counter(
+                "latam_ingest_message_id_conflicts_total",
+                "Messages whose message_id was already in raw with a different body (the first "
+                "body is kept), by raw table and the source_system of the message that lost.",
+                seen,
+                table=table,
+                source_system=source,
+            )
+            out.gauge(
+                "latam_ingest_conflicting_message_ids",
+                "Distinct message_ids seen with more than one body, by raw table and source.",
+                ids,
+                table=table,
                 source_system=source,
             )
 

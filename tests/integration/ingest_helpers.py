@@ -7,9 +7,12 @@ Other keyword arguments replace envelope fields (again `DROP` removes one).
 
 from __future__ import annotations
 
+import calendar
+import struct
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -118,6 +121,23 @@ MAKERS = {
 
 def dumps(event: Any) -> bytes:
     return orjson.dumps(event)
+
+
+class UndecodableHeaders(pika.BasicProperties):
+    """Properties with a header pika itself cannot decode: a timestamp far past year 9999 (the
+    broker stores and forwards it as it is; a plain pika client loses its connection on it)."""
+
+    STAMP = datetime(2020, 1, 1)
+
+    def __init__(self) -> None:
+        super().__init__(
+            delivery_mode=2, headers={"a-ok": "fine", "b-when": self.STAMP, "c-after": 1}
+        )
+
+    def encode(self) -> list[bytes]:
+        blob = b"".join(super().encode())
+        stamp = struct.pack(">cQ", b"T", calendar.timegm(self.STAMP.utctimetuple()))
+        return [blob.replace(stamp, struct.pack(">cQ", b"T", 2**62))]
 
 
 def publish_raw(amqp_url: str, topo: Topology, body: bytes, routing_key: str) -> None:

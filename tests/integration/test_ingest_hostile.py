@@ -28,6 +28,7 @@ from tests.conftest import query
 from tests.integration.ingest_helpers import (
     BAD_CASES,
     RAW_TABLES,
+    UndecodableHeaders,
     assert_queues_empty,
     dumps,
     make_flight_event,
@@ -126,7 +127,10 @@ def _publish(amqp_url: str, exchange: str, items: list[tuple[bytes, bytes | str]
         ch = conn.channel()
         ch.confirm_delivery()
         for i, (body, key) in enumerate(items):
-            props = PROPERTIES if i % 2 else pika.BasicProperties(delivery_mode=2)
+            # odd ones with every property and header type pika sends, every fifth with a
+            # header value pika cannot decode (the drain must not lose its connection over it)
+            props = [pika.BasicProperties(delivery_mode=2), PROPERTIES][i % 2]
+            props = UndecodableHeaders() if i % 5 == 0 else props
             ch.basic_publish(exchange, key, body, props)
     finally:
         conn.close()

@@ -8,6 +8,7 @@ the broker and the database say directly.
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -242,6 +243,74 @@ def test_warehouse_metrics_match_the_database(amqp_url, topology, warehouse_url)
     wait_for_depth(amqp_url, topology, more)
     _drain_all(amqp_url, warehouse_url, topology)
     eventually(counts_match)
+
+
+def _conflict(url: str, message_id: str, table: str, source: str, times_seen: int = 1) -> None:
+    """Record one conflicting body of `message_id`, as the drain does (first body kept)."""
+    query(
+        url,
+        """INSERT INTO raw.message_id_conflicts (message_id, raw_table, source_system,
+               kept_sha256, conflicting_sha256, times_seen)
+           VALUES (%s, %s, %s, sha256(%s::bytea), sha256(gen_random_uuid()::text::bytea), %s)""",
+        (message_id, table, source, message_id.encode(), times_seen),
+    )
+
+
+def test_message_id_conflicts_are_counted_by_table_and_source(warehouse_url, topology):
+    exporter = Exporter([WarehouseCollector(warehouse_url, topology)])
+    assert exporter.collect_once() == {"postgres": True}
+    found = samples(exporter)
+    assert not by_label(found, "latam_ingest_message_id_conflicts_total", "table")
+
+    first, second, third = (str(uuid.uuid4()) for _ in range(3))
+    _conflict(warehouse_url, first, "raw.flight_events", "sabre", times_seen=3)
+    _conflict(warehouse_url, first, "raw.flight_events", "sabre")  # a third body, same id
+    _conflict(warehouse_url, second, "raw.flight_events", "sabre", times_seen=2)
+    _conflict(warehouse_url, third, "raw.passenger_events", "amadeus")
+    # a source_system outside the contract's pattern never becomes a label value
+    _conflict(warehouse_url, str(uuid.uuid4()), "raw.position_reports", "JUAN PEREZ AB1234567")
+    _conflict(warehouse_url, str(uuid.uuid4()), "raw.position_reports", "Adsb Feed!", 4)
+
+    def conflicts(found: dict, name: str) -> dict[tuple[str, str], float]:
+        return {
+            (dict(k)["table"], dict(k)["source_system"]): v
+            for (n, k), v in found.items()
+            if n == name
+        }
+
+    assert exporter.collect_once() == {"postgres": True}
+    found = samples(exporter)
+    assert conflicts(found, "latam_ingest_message_id_conflicts_total") == {
+        ("raw.flight_events", "sabre"): 6,
+        ("raw.passenger_events", "amadeus"): 1,
+        ("raw.position_reports", "unknown"): 5,
+    }
+    assert conflicts(found, "latam_ingest_conflicting_message_ids") == {
+        ("raw.flight_events", "sabre"): 2,
+        ("raw.passenger_events", "amadeus"): 1,
+        ("raw.position_reports", "unknown"): 2,
+    }
+    assert "JUAN" not in exporter.exposition().decode()
+
+    # the same conflicting body again: the counter goes up, the distinct ids do not
+    query(
+        warehouse_url,
+        """UPDATE raw.message_id_conflicts SET times_seen = times_seen + 1,
+               last_seen_at = now() WHERE message_id = %s""",
+        (third,),
+    )
+    exporter.collect_once()
+    found = samples(exporter)
+    where = {"table": "raw.passenger_events", "source_system": "amadeus"}
+    assert value(found, "latam_ingest_message_id_conflicts_total", **where) == 2
+    assert value(found, "latam_ingest_conflicting_message_ids", **where) == 1
+
+    # a warehouse migrated before the conflicts table existed: no metric, no failure
+    query(warehouse_url, "DROP TABLE raw.message_id_conflicts")
+    assert exporter.collect_once() == {"postgres": True}
+    found = samples(exporter)
+    assert not conflicts(found, "latam_ingest_message_id_conflicts_total")
+    assert value(found, "latam_exporter_collect_success", source="postgres") == 1
 
 
 @pytest.fixture
