@@ -229,3 +229,38 @@ def test_integral_float_flight_number_gives_a_consistent_flight_key(
     assert len(quarantined) + len(keys) == 2
     for (key,) in keys:
         assert key == "LA800-2026-11-27-SCL", f"flight_key {key!r} matches no flight"
+
+
+def test_message_id_reused_with_another_body_is_recorded_and_the_first_body_wins(
+    amqp_url, warehouse_url, topology
+):
+    """A conflict is a duplicate for the counts, a row in raw.message_id_conflicts with both
+    hashes, and the raw row keeps the first body; an exact redelivery is no conflict."""
+    first = make_flight_event()
+    second = dict(first, event_time="2026-11-27T11:00:00-03:00")  # same id, another body
+    third = dict(first, source_system="other-feed")
+    same_batch = [(dumps(first), "flight.sabre"), (dumps(second), "flight.sabre")]
+    publish_many(amqp_url, topology, [*same_batch, (dumps(first), "flight.sabre")])
+    stats = drain(amqp_url, warehouse_url, topology, "flights")
+    assert (stats.inserted, stats.duplicates, stats.conflicts) == (1, 2, 1)
+
+    publish_many(amqp_url, topology, [(dumps(second), "flight.x"), (dumps(third), "flight.x")])
+    stats = drain(amqp_url, warehouse_url, topology, "flights")
+    assert (stats.inserted, stats.duplicates, stats.conflicts) == (0, 2, 2)
+
+    sha = {name: hashlib.sha256(dumps(e)).digest() for name, e in [("1", first), ("2", second)]}
+    sha["3"] = hashlib.sha256(dumps(third)).digest()
+    rows = query(
+        warehouse_url,
+        """SELECT message_id::text, raw_table, source_system, kept_sha256, conflicting_sha256,
+                  times_seen FROM raw.message_id_conflicts ORDER BY times_seen DESC""",
+    )
+    got = [(m, t, s, bytes(k), bytes(c), n) for m, t, s, k, c, n in rows]
+    mid = first["message_id"]
+    assert got == [
+        (mid, "raw.flight_events", "sabre", sha["1"], sha["2"], 2),
+        (mid, "raw.flight_events", "other-feed", sha["1"], sha["3"], 1),
+    ]
+    [(kept,)] = query(warehouse_url, "SELECT body_sha256 FROM raw.flight_events")
+    assert bytes(kept) == sha["1"]
+    assert_queues_empty(amqp_url, topology)
