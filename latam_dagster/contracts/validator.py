@@ -51,6 +51,8 @@ MAX_UTC_OFFSET = timedelta(hours=16)
 MIN_YEAR, MAX_YEAR = 1970, 2100
 MAX_REASON_CHARS = 500
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# a \u0000 escape, not an escaped backslash followed by "u0000"
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 # JSON Schema keywords whose schema value is a readable bound worth quoting in a reason
 _BOUNDS = {
@@ -199,10 +201,14 @@ def _fail(reason: str, doc: Any = None) -> InvalidEvent:
     return InvalidEvent(reason[:MAX_REASON_CHARS], message_id_of(doc))
 
 
-def validate_event(doc: Any, may_hold_nul: bool = True) -> ValidEvent | InvalidEvent:
+def validate_event(
+    doc: Any, may_hold_nul: bool = True, nul_in_text: bool = False
+) -> ValidEvent | InvalidEvent:
     """Check a parsed JSON value against the contract version it declares.
 
-    `may_hold_nul=False` skips the NUL scan when the caller saw no `\\u0000` escape in the text.
+    `may_hold_nul=False` skips the NUL scan when the caller saw no `\\u0000` escape in the text;
+    `nul_in_text` says the text has one even if the parsed value does not (a key given twice
+    keeps only its last value, but Postgres refuses the escape wherever it is).
     """
     if not isinstance(doc, dict):
         return _fail(f"JSON value is not an object (got {type(doc).__name__})")
@@ -244,8 +250,10 @@ def validate_event(doc: Any, may_hold_nul: bool = True) -> ValidEvent | InvalidE
                 f"{event_type} v{version}: payload/flight_date: year outside {MIN_YEAR}..{MAX_YEAR}",
                 doc,
             )
-    if may_hold_nul and (where := _nul_path(doc)) is not None:  # jsonb cannot store U+0000
-        return _fail(f"{event_type} v{version}: {where}: NUL character (\\u0000)", doc)
+    if may_hold_nul:  # jsonb cannot store U+0000
+        where = _nul_path(doc) or ("(a key given twice)" if nul_in_text else None)
+        if where is not None:
+            return _fail(f"{event_type} v{version}: {where}: NUL character (\\u0000)", doc)
     return ValidEvent(doc)
 
 
@@ -264,5 +272,6 @@ def validate_body(body: bytes, max_bytes: int) -> ValidEvent | InvalidEvent:
     except orjson.JSONDecodeError as exc:
         # orjson's messages name the syntax problem and its position, not the text around it
         return InvalidEvent(f"body is not JSON: {exc.msg} at char {exc.pos}")
-    outcome = validate_event(doc, may_hold_nul="\\u0000" in text)
+    nul = "\\u0000" in text and _NUL_ESCAPE.search(text) is not None
+    outcome = validate_event(doc, may_hold_nul=nul, nul_in_text=nul)
     return ValidEvent(doc, text) if isinstance(outcome, ValidEvent) else outcome
