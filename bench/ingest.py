@@ -5,7 +5,7 @@
     .venv/bin/python -m bench.ingest --variants       # batch/prefetch matrix
     .venv/bin/python -m bench.ingest --profile py-spy # where the drain spends its time
 
-Goals (DESIGN.md): drain rate >= 0.6 x bare consume rate, drain peak RSS < 300 MB. The last line
+Goals: drain rate >= 0.6 x bare consume rate, drain peak RSS < 300 MB. The last line
 printed is one JSON object with every figure. See bench/README.md.
 """
 

@@ -1,4 +1,4 @@
-"""A plain pandas reference of the curated and mart semantics, written from DESIGN.md section 4.
+"""A plain pandas reference of the curated and mart semantics, written from the contract's semantics (docs/transformations.md).
 
 It deliberately shares no code with the SQL path: the correctness tests feed the same events to
 both and require equal results. It is meant to be obviously right, not fast (thousands of events).

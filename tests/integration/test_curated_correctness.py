@@ -1,6 +1,6 @@
 """The SQL transformations equal the pandas reference, however the events arrive.
 
-Same events, two implementations: `tests/reference_impl.py` (pandas, from DESIGN.md) and the
+Same events, two implementations: `tests/reference_impl.py` (pandas, from the contract's semantics) and the
 curated/mart SQL run on a real Postgres. Events come duplicated, shuffled and partial, in one batch
 or in many micro-batches, and incremental updates must give what a full refresh gives.
 """

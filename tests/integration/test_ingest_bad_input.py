@@ -1,4 +1,4 @@
-"""Bad input on the real broker and warehouse (DESIGN.md section 5: nothing can block a queue).
+"""Bad input on the real broker and warehouse (nothing can block a queue).
 
 Every bad message lands in `raw.quarantine` with a reason and its bytes exactly as received; the
 good messages around it in the same queue still land in raw; a redelivered bad message does not

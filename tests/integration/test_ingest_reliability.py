@@ -1,4 +1,4 @@
-"""Effectively-once ingestion on the real broker and warehouse (DESIGN.md section 5).
+"""Effectively-once ingestion on the real broker and warehouse.
 
 Duplicates, a drain killed with SIGKILL, a broker connection forced closed, delivery order,
 wrong routing keys and values the contract allows but Postgres refuses: raw always ends up with

@@ -1,4 +1,4 @@
-"""The event contract v1 (DESIGN.md section 4): `validate_body` on good and bad bytes, and the
+"""The event contract v1: `validate_body` on good and bad bytes, and the
 JSON Schema files themselves. No services needed."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The pandas reference itself, checked by hand against DESIGN.md section 4.
+"""The pandas reference itself, checked by hand against the semantics in docs/transformations.md.
 
 The correctness tests trust the reference; these small cases show it says what the design says.
 """
