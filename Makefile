@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 export GX_ANALYTICS_ENABLED := false
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install bytecode tools demo test test-ui check-monitoring lint format validate bench bench-ingest bench-transform bench-quality bench-api bench-freshness lock clean
+.PHONY: install bytecode tools demo test test-ui fuzz check-monitoring lint format validate bench bench-ingest bench-transform bench-quality bench-api bench-freshness lock clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ test: install bytecode lint validate
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Long property-based fuzzing of the drain on the real broker and warehouse: the fuzz tests that
+# `make test` runs bounded (fixed seed, 60 examples), here with LATAM_FUZZ_EXAMPLES examples from
+# a random seed and shrinking to minimal failing examples. LATAM_FUZZ_SEED=<n> repeats a run.
+LATAM_FUZZ_EXAMPLES ?= 1000
+fuzz: install
+	LATAM_FUZZ_EXAMPLES=$(LATAM_FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider --timeout=0 \
+		--tb=short --show-capture=stdout -m fuzz tests/integration
 
 check-monitoring: tools
 	cd infra/prometheus && promtool check config prometheus.yml && promtool check rules rules/*.yml && promtool test rules tests/*.yml

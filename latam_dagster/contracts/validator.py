@@ -14,6 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -41,6 +42,10 @@ TIMESTAMP_FIELDS: dict[str, tuple[str, ...]] = {
     "passenger_event": (),
     "position_report": (),
 }
+# payload numbers the warehouse stores as double precision
+FLOAT8_FIELDS: dict[str, tuple[str, ...]] = {
+    "position_report": ("latitude", "longitude", "altitude_ft", "ground_speed_kt", "heading_deg"),
+}
 INTEGER_FIELDS: dict[str, tuple[str, ...]] = {
     "flight_status": ("flight_number", "seat_capacity"),
     "passenger_event": ("flight_number",),
@@ -53,6 +58,7 @@ MAX_REASON_CHARS = 500
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # a \u0000 escape, not an escaped backslash followed by "u0000"
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+# a JSON number (after ':', ',' or '[') with an exponent of three digits or more below zero
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 # JSON Schema keywords whose schema value is a readable bound worth quoting in a reason
 _BOUNDS = {
@@ -60,9 +66,8 @@ _BOUNDS = {
     "maximum": "at most",
     "exclusiveMinimum": "above",
     "exclusiveMaximum": "below",
-    "minLength": "at least this many characters:",
-    "maxLength": "at most this many characters:",
 }
+_LENGTHS = {"minLength": "at least", "maxLength": "at most"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +140,8 @@ def _rule(error, schema: dict[str, Any]) -> str:
         return f"must be a valid {expected}"
     if keyword in _BOUNDS:
         return f"must be {_BOUNDS[keyword]} {expected}"
+    if keyword in _LENGTHS:
+        return f"must be {_LENGTHS[keyword]} {expected} characters long"
     return f"breaks '{keyword}'"
 
 
@@ -201,6 +208,18 @@ def _fail(reason: str, doc: Any = None) -> InvalidEvent:
     return InvalidEvent(reason[:MAX_REASON_CHARS], message_id_of(doc))
 
 
+def _underflow(event_type: str, payload: dict[str, Any], text: str) -> str | None:
+    """The double-precision field whose number is too small for a double, if any: Python reads
+    such a number (`1e-400`) as 0.0, and Postgres refuses it where it casts to float8."""
+    for name in FLOAT8_FIELDS.get(event_type, ()):
+        value = payload.get(name)
+        if type(value) is float and value == 0.0:  # rare: only then look at the text
+            match = re.search(rf'"{name}"\s*:\s*(-?\d+(?:\.\d+)?[eE][-+]?\d+)', text)
+            if match and Decimal(match.group(1)) != 0:
+                return f"payload/{name}"
+    return None
+
+
 def validate_event(
     doc: Any, may_hold_nul: bool = True, nul_in_text: bool = False
 ) -> ValidEvent | InvalidEvent:
@@ -225,8 +244,12 @@ def validate_event(
     if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         return _fail(f"unknown event_type (known: {', '.join(EVENT_TYPES)})", doc)
     validator = _compiled(event_type, version)
-    if not validator.is_valid(doc):
-        error = next(validator.iter_errors(doc))
+    try:
+        error = None if validator.is_valid(doc) else next(validator.iter_errors(doc))
+    except (ValueError, RecursionError) as exc:  # jsonschema-rs refuses values nested too deep
+        reason = f"a value nests too deep to validate ({type(exc).__name__})"
+        return _fail(f"{event_type} v{version}: {reason}", doc)
+    if error is not None:
         # the path's names come from the schema (it has no free-form properties to report on)
         where = "/".join(str(p) for p in error.instance_path) or "(root)"
         rule = _rule(error, _schema(event_type, version))
@@ -235,11 +258,12 @@ def validate_event(
     if bad_integer:
         return _fail(f"{event_type} v{version}: {bad_integer}", doc)
     payload = doc["payload"]
-    checks = [("event_time", doc["event_time"])]
-    checks += [(f"payload/{n}", payload.get(n)) for n in TIMESTAMP_FIELDS[event_type]]
-    for where, value in checks:
+    if problem := _timestamp_problem(doc["event_time"]):
+        return _fail(f"{event_type} v{version}: event_time: {problem}", doc)
+    for name in TIMESTAMP_FIELDS[event_type]:
+        value = payload.get(name)
         if value is not None and (problem := _timestamp_problem(value)):
-            return _fail(f"{event_type} v{version}: {where}: {problem}", doc)
+            return _fail(f"{event_type} v{version}: payload/{name}: {problem}", doc)
     if payload.get("flight_date") is not None:
         try:
             year = date.fromisoformat(payload["flight_date"]).year
@@ -274,4 +298,11 @@ def validate_body(body: bytes, max_bytes: int) -> ValidEvent | InvalidEvent:
         return InvalidEvent(f"body is not JSON: {exc.msg} at char {exc.pos}")
     nul = "\\u0000" in text and _NUL_ESCAPE.search(text) is not None
     outcome = validate_event(doc, may_hold_nul=nul, nul_in_text=nul)
+    if isinstance(outcome, ValidEvent) and (
+        where := _underflow(outcome.event_type, doc["payload"], text)
+    ):
+        reason = (
+            f"{outcome.event_type} v1: {where}: underflows double precision (not 0, below 4.9e-324)"
+        )
+        return InvalidEvent(reason, outcome.message_id)
     return ValidEvent(doc, text) if isinstance(outcome, ValidEvent) else outcome

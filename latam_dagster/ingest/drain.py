@@ -19,6 +19,7 @@ limit is hashed and cut to its first `QUARANTINE_HEAD_BYTES` before it is kept.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import threading
@@ -139,7 +140,7 @@ def classify(body: bytes, routing_key: str | bytes, queue: str, max_bytes: int) 
         if len(body) > max_bytes:  # before anything reads it
             reason = f"body too large: {len(body)} bytes > limit {max_bytes}"
             return Rejected.head_of(queue, routing_key, reason, body, QUARANTINE_HEAD_BYTES)
-        key = safe_text(routing_key, 255) or ""
+        key = _safe_key(routing_key)
         outcome = validate_body(body, max_bytes)
         sha = hashlib.sha256(body).digest()
         if isinstance(outcome, InvalidEvent):
@@ -150,6 +151,12 @@ def classify(body: bytes, routing_key: str | bytes, queue: str, max_bytes: int) 
         rejected = Rejected.head_of(queue, routing_key, reason, bytes(body), max_bytes)
         rejected.error_class = type(exc).__name__
         return rejected
+
+
+@functools.lru_cache(maxsize=1024)
+def _safe_key(routing_key: str | bytes) -> str:
+    # a handful of routing keys carry every message: escape each once
+    return safe_text(routing_key, 255) or ""
 
 
 def _socket_bytes(amqp: pika.BlockingConnection) -> int:
@@ -201,20 +208,22 @@ class _WriterThread(threading.Thread):
 
 
 class PrefetchWindow:
-    """The drain's consumer, with a prefetch window kept within the byte budget.
+    """The drain's consumers, with a prefetch window kept within the byte budget.
 
     RabbitMQ counts prefetch in messages only (it does not implement a byte prefetch), a quorum
     queue reads every message of the window it checks out, and in RabbitMQ 3.x a quorum queue
     takes a consumer's prefetch when the consumer registers (a later Basic.Qos changes nothing).
-    So the consumer starts with the window the budget allows for messages of the size limit, and
-    registers again with another window once the first window shows the real sizes: the full
-    configured count for small events (in a few steps, each at most 8 times the last), down to a
-    window of a few messages after a 20 MB one, for the rest of this drain. It registers again
-    only while its window is full (the broker has no credit left, so no delivery is in transit
-    to be returned by the cancel), and at most `MAX_REGISTRATIONS` times per drain.
+    So the drain starts with one consumer whose window the budget allows for bodies of the size
+    limit, and once a window's worth of messages has shown the real sizes it widens the window
+    by registering another consumer on the same channel for the difference (per-consumer
+    prefetch; each step at most 8 times the window), up to the configured count for ordinary
+    events. After a large body it narrows the window: while the whole window is outstanding (no
+    consumer has credit, so nothing is in transit that a cancel would return) it cancels every
+    consumer and registers one with the window the budget allows for that size, for the rest of
+    this drain. At most `MAX_CHANGES` registrations per drain.
     """
 
-    MAX_REGISTRATIONS = 8
+    MAX_CHANGES = 8
     GROWTH = 8
 
     def __init__(self, channel, queue: str, on_message: Callable, config: DrainConfig) -> None:
@@ -222,36 +231,42 @@ class PrefetchWindow:
         self.limit = config.prefetch
         self.budget = config.max_bytes_in_flight
         self.largest = 0  # the largest body this drain has received
-        self.registrations = 0
+        self.tags: list[str] = []
+        self.count = self.changes = self.changed_at = 0
         # until a window has shown the real sizes, assume bodies of the size limit
-        self.count = self._target(config.max_message_bytes)
-        self.tag = self._register()
+        self._register(self._target(config.max_message_bytes))
 
     def _target(self, largest: int) -> int:
         return max(1, min(self.limit, self.budget // max(largest, 1)))
 
-    def _register(self) -> str:
-        self.channel.basic_qos(prefetch_count=self.count)
-        self.registrations += 1
-        return self.channel.basic_consume(self.queue, self.on_message, auto_ack=False)
+    def _register(self, window: int) -> None:
+        self.channel.basic_qos(prefetch_count=window)  # for the consumer registered next
+        self.tags.append(self.channel.basic_consume(self.queue, self.on_message, auto_ack=False))
+        self.count += window
+        self.changes += 1
 
     def observe(self, size: int) -> None:
         self.largest = max(self.largest, size)
 
-    def adjust(self, outstanding: int) -> None:
-        """Register again with a better window, when `outstanding` (received, not yet acked)
-        fills the current one."""
-        if outstanding < self.count or self.registrations >= self.MAX_REGISTRATIONS:
+    def adjust(self, delivered: int, acked: int) -> None:
+        """Widen or narrow the window by what the bodies received so far allow."""
+        if self.changes >= self.MAX_CHANGES:
             return
         target = min(self._target(self.largest), self.count * self.GROWTH)
-        if self.count // 2 < target < self.count * 2:
-            return
-        self.channel.basic_cancel(self.tag)
-        self.count = target
-        self.tag = self._register()
+        wider = target >= 2 * self.count or self.count < target == self.limit
+        if wider and delivered - self.changed_at >= self.count:
+            self._register(target - self.count)
+            self.changed_at = delivered
+        elif 2 * target <= self.count and delivered - acked >= self.count:
+            self.cancel()
+            self.count = 0
+            self._register(target)
+            self.changed_at = delivered
 
     def cancel(self) -> None:
-        self.channel.basic_cancel(self.tag)
+        for tag in self.tags:
+            self.channel.basic_cancel(tag)
+        self.tags.clear()
 
 
 class IdleGroup:
@@ -385,8 +400,10 @@ def _drain(
             return len(pending) >= config.batch_size or pending_bytes >= config.batch_bytes
 
         def window_full() -> bool:
-            # nothing more can arrive before an ack: waiting for a pause would only lose time
-            return delivered - stats.received >= window.count
+            # the whole window waits here and no batch is being written: nothing more can
+            # arrive before an ack, so waiting for a pause would only lose time (a window of a
+            # few large messages). With batches in flight, their acks open the window again.
+            return not in_flight and delivered - stats.received >= window.count
 
         def flush() -> None:
             # at most batch_size messages and batch_bytes bytes (or one message) per transaction;
@@ -414,7 +431,7 @@ def _drain(
         while True:
             before = len(pending)
             amqp.process_data_events(time_limit=min(0.25, config.idle_seconds))
-            window.adjust(delivered - stats.received)
+            window.adjust(delivered, stats.received)
             check_writer()
             now = time.monotonic()
             if (seen := _socket_bytes(amqp)) != socket_bytes:

@@ -108,7 +108,10 @@ def replay(
                     result.truncated += 1
                     continue
                 body = bytes(body)
-                outcome = validate_body(body, max_bytes)
+                try:
+                    outcome = validate_body(body, max_bytes)
+                except Exception as exc:  # noqa: BLE001 - one row must not stop the replay
+                    outcome = InvalidEvent(f"could not handle the message: {type(exc).__name__}")
                 if isinstance(outcome, InvalidEvent):
                     result.still_invalid += 1
                     _set_reason(cur, qid, outcome.reason)

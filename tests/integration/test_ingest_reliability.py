@@ -488,22 +488,31 @@ def test_unknown_routing_key_is_kept_and_drained_from_the_unrouted_queue(
 
 # --- 6. the row-by-row fallback ------------------------------------------------------------------
 
-# Contract-valid events that Postgres refuses, each with what the error must mention.
+# Contract-valid events that Postgres refuses, each with the constraint this test's own database
+# adds to make it so (a stand-in for any value the contract allows and a column cannot hold; the
+# contract itself refuses every such value it knows of), and what the reason must mention.
 WAREHOUSE_REJECTS = {
-    # parses as 0.0 in Python, but '1e-400'::float8 underflows in Postgres
-    "latitude_underflow": (
-        lambda: dumps(make_position_event()).replace(b'"latitude":-33.39', b'"latitude":1e-400'),
+    "check_violation": (
+        lambda: dumps(make_position_event()).replace(b'"latitude":-33.39', b'"latitude":-33.5'),
+        "ALTER TABLE raw.position_reports ADD CONSTRAINT no_lat CHECK (latitude <> -33.5)",
         "flight.adsb-feed",
-        "out of range",
+        "check violation (SQLSTATE 23514)",
+    ),
+    "value_too_long": (
+        lambda: dumps(make_position_event(payload={"tail_number": "CC-BGA-X-123"})),
+        "ALTER TABLE raw.position_reports ALTER COLUMN tail_number TYPE varchar(8)",
+        "flight.adsb-feed",
+        "string data right truncation (SQLSTATE 22001)",
     ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(WAREHOUSE_REJECTS))
 def test_row_postgres_rejects_is_quarantined_alone(case, amqp_url, warehouse_url, topology):
-    make_body, routing_key, error = WAREHOUSE_REJECTS[case]
+    make_body, constraint, routing_key, error = WAREHOUSE_REJECTS[case]
     body = make_body()
     assert validate_body(body, 1 << 20).__class__.__name__ == "ValidEvent", "contract-valid"
+    query(warehouse_url, constraint)
     already = make_flight_event()
     publish_events(amqp_url, topology, [already])
     drain(amqp_url, warehouse_url, topology, "flights")

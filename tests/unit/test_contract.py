@@ -304,3 +304,77 @@ def test_timestamps_postgres_or_readers_cannot_hold_are_refused(event_time, word
     outcome = validate_body(body, 1 << 20)
     assert isinstance(outcome, InvalidEvent)
     assert words in outcome.reason
+
+
+# --- hostile bodies: the validator never raises, and its reasons quote no value ----------------
+
+SECRET = "AB1234567 JUAN PEREZ"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "where"),
+    [
+        ({"payload": {"status": SECRET}}, "payload/status"),
+        ({"payload": {"carrier": SECRET}}, "payload/carrier"),
+        ({"payload": {"flight_number": SECRET}}, "payload/flight_number"),
+        ({"payload": {"scheduled_departure": SECRET}}, "payload/scheduled_departure"),
+        ({"event_time": SECRET}, "event_time"),
+        ({"source_system": SECRET}, "source_system"),
+        ({"message_id": SECRET}, "message_id"),
+        ({"event_type": SECRET}, "event_type"),
+        ({"schema_version": SECRET}, "schema_version"),
+    ],
+)
+def test_reasons_name_the_path_and_never_the_value(overrides, where):
+    outcome = _invalid(dumps(make_flight_event(**overrides)))
+    assert where in outcome.reason
+    assert "JUAN" not in outcome.reason and "AB1234567" not in outcome.reason
+    assert outcome.message_id is None or SECRET not in outcome.message_id
+
+
+def test_a_nul_is_named_by_its_path_and_odd_keys_are_not_quoted():
+    nested = make_flight_event(payload={"notes": [{"ok": "x"}, {SECRET: {"deep": "a\u0000"}}]})
+    reason = _invalid(dumps(nested)).reason
+    assert "payload/notes/1/*/deep" in reason and "JUAN" not in reason
+
+
+def test_a_nul_escape_behind_a_key_given_twice_is_refused():
+    body = dumps(make_flight_event()).replace(
+        b'"tail_number":"CC-BGA"', b'"tail_number":"a\\u0000b","tail_number":"CC-BGA"'
+    )
+    assert "key given twice" in _invalid(body).reason
+
+
+def test_an_escaped_backslash_before_u0000_is_plain_text():
+    body = dumps(make_flight_event(payload={"note": "\\u0000"}))
+    assert b'"\\\\u0000"' in body
+    assert isinstance(validate_body(body, LIMIT), ValidEvent)
+
+
+@pytest.mark.parametrize("number", ["1e-400", "-2e-324", "1.5E-999"])
+def test_a_number_that_underflows_a_double_is_refused(number):
+    body = dumps(make_position_event()).replace(
+        b'"latitude":-33.39', f'"latitude":{number}'.encode()
+    )
+    assert "underflows" in _invalid(body).reason
+
+
+@pytest.mark.parametrize("number", ["0e-400", "3e-324", "0.0"])
+def test_tiny_numbers_a_double_holds_are_fine(number):
+    body = dumps(make_position_event()).replace(
+        b'"latitude":-33.39', f'"latitude":{number}'.encode()
+    )
+    assert isinstance(validate_body(body, LIMIT), ValidEvent)
+
+
+def test_a_value_nested_too_deep_for_the_schema_validator_is_refused_not_raised():
+    body = dumps(make_flight_event(source_system="x")).replace(
+        b'"source_system":"x"', b'"source_system":' + b"[" * 300 + b"]" * 300
+    )
+    assert "too deep" in _invalid(body).reason
+
+
+def test_an_extra_field_nested_to_the_parser_limit_with_nuls_is_refused_not_raised():
+    nested = b'{"k\\u0000":' * 1000 + b"1" + b"}" * 1000
+    body = dumps(make_flight_event(payload={"extra": "@"})).replace(b'"@"', nested)
+    assert "NUL" in _invalid(body).reason
