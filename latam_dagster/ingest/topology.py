@@ -125,13 +125,12 @@ def drainable_queue_arguments(topo: Topology) -> dict[str, object]:
     }
 
 
-def declare(channel: BlockingChannel, topo: Topology) -> BlockingChannel:
+def declare(channel: BlockingChannel, topo: Topology) -> None:
     """Declare exchanges, queues and bindings; safe to call any number of times.
 
     A queue declared earlier with other arguments (an older version's) is kept as it is, with one
     warning, instead of failing every drain. The broker closes a channel on such a mismatch, so the
-    queue declarations run on a channel of their own and `channel` stays usable; it is returned
-    for callers that want to chain.
+    queue declarations run on a channel of their own and `channel` stays usable.
     """
     channel.exchange_declare(topo.dlx, exchange_type="fanout", durable=True)
     channel.queue_declare(topo.dead_queue, durable=True, arguments={"x-queue-type": "quorum"})
@@ -156,7 +155,6 @@ def declare(channel: BlockingChannel, topo: Topology) -> BlockingChannel:
             channel.queue_bind(name, topo.unrouted_exchange)
         else:
             channel.queue_bind(name, topo.exchange, routing_key=pattern)
-    return channel
 
 
 _warned: set[str] = set()
