@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import re
 
-# C0 and C1 control characters, DEL, and lone surrogates
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# C0 and C1 control characters, DEL, lone surrogates, and the bidirectional and invisible
+# formatting marks that can make a terminal show text other than what is stored
+_UNSAFE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+)
 
 
 def _escape(match: re.Match[str]) -> str:
