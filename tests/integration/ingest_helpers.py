@@ -21,6 +21,7 @@ import pika
 from latam_dagster.ingest.drain import DrainConfig, DrainStats, drain_queue
 from latam_dagster.ingest.publish import Publisher
 from latam_dagster.ingest.topology import QUEUES, Topology, open_connection
+from tests.conftest import query
 
 DROP = object()
 """Sentinel: pass it as a value to remove that key from the event or its payload."""
@@ -182,6 +183,30 @@ def publish_bulk(
         conn.close()
     wait_until(lambda: queue_state(amqp_url, queue)[0] >= n, timeout=60, what=f"{n} in {queue}")
     return n
+
+
+QUARANTINE_COLUMNS = (
+    "queue",
+    "routing_key",
+    "reason",
+    "error_class",
+    "message_id",
+    "body",
+    "body_sha256",
+    "body_bytes",
+    "body_truncated",
+)
+
+
+def quarantine_rows(url: str) -> list[dict]:
+    """Every quarantine row, oldest first, as dicts (bodies and hashes as bytes)."""
+    sql = f"SELECT {', '.join(QUARANTINE_COLUMNS)} FROM raw.quarantine ORDER BY quarantine_id"
+    rows = []
+    for row in query(url, sql):
+        rec = dict(zip(QUARANTINE_COLUMNS, row, strict=True))
+        rec["body"], rec["body_sha256"] = bytes(rec["body"]), bytes(rec["body_sha256"])
+        rows.append(rec)
+    return rows
 
 
 def queue_state(amqp_url: str, queue: str) -> tuple[int, int]:

@@ -24,6 +24,7 @@ from tests.integration.ingest_helpers import (
     make_flight_event,
     make_position_event,
     publish_many,
+    quarantine_rows,
 )
 
 pytestmark = pytest.mark.integration
@@ -59,32 +60,6 @@ NAMED_CASES = [
 def kept_body(body: bytes) -> bytes:
     """What the quarantine keeps of a body: all of it, or the head of one over the size limit."""
     return body if len(body) <= DrainConfig().max_message_bytes else body[:QUARANTINE_HEAD_BYTES]
-
-
-def quarantine_rows(url: str) -> list[dict]:
-    rows = query(
-        url,
-        """SELECT queue, routing_key, reason, message_id, body, body_sha256, body_bytes,
-                  body_truncated
-           FROM raw.quarantine ORDER BY quarantine_id""",
-    )
-    keys = (
-        "queue",
-        "routing_key",
-        "reason",
-        "message_id",
-        "body",
-        "body_sha256",
-        "body_bytes",
-        "body_truncated",
-    )
-    out = []
-    for row in rows:
-        rec = dict(zip(keys, row, strict=True))
-        rec["body"] = bytes(rec["body"])
-        rec["body_sha256"] = bytes(rec["body_sha256"])
-        out.append(rec)
-    return out
 
 
 def raw_ids(url: str, table: str) -> list[str]:

@@ -54,6 +54,7 @@ from tests.integration.ingest_helpers import (
     make_flight_event,
     make_passenger_event,
     make_position_event,
+    quarantine_rows,
 )
 from tests.integration.observability_support import management_available, wait_for_depth
 
@@ -351,28 +352,6 @@ def _publish(amqp_url: str, topo: Topology, cases: list[Case]) -> None:
         conn.close()
 
 
-def _quarantine_rows(url: str) -> list[dict[str, Any]]:
-    keys = (
-        "queue",
-        "routing_key",
-        "reason",
-        "error_class",
-        "message_id",
-        "body",
-        "body_sha256",
-        "body_bytes",
-        "body_truncated",
-    )
-    rows = query(url, f"SELECT {', '.join(keys)} FROM raw.quarantine ORDER BY quarantine_id")
-    out = []
-    for row in rows:
-        rec = dict(zip(keys, row, strict=True))
-        rec["body"] = bytes(rec["body"])
-        rec["body_sha256"] = bytes(rec["body_sha256"])
-        out.append(rec)
-    return out
-
-
 def _event_kind(entry) -> str:
     return entry.dagster_event_type.value if entry.dagster_event_type else "LOG"
 
@@ -494,7 +473,7 @@ def drained(amqp_url: str, template_db: str, tmp_path_factory) -> Iterator[Drain
             dagster_json_lines=dagster_lines,
             event_log=event_log,
             materializations=mats,
-            quarantine=_quarantine_rows(url),
+            quarantine=quarantine_rows(url),
             metrics=metrics,
             in_raw=in_raw,
         )
