@@ -7,21 +7,28 @@ asset description and a hash of it the code version, so a logic change shows in 
 """
 
 import hashlib
+from collections.abc import Iterator
 
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
     Config,
+    Failure,
     MaterializeResult,
+    MetadataValue,
     asset,
 )
 from pydantic import Field
 
 from latam_dagster.assets.raw import raw_asset_key
 from latam_dagster.assets.reference import DIM_AIRPORT_KEY
+from latam_dagster.checks.audit_checks import audit_check_results, audit_check_specs
+from latam_dagster.db import connection
+from latam_dagster.quality.audit import AuditBlocked, held_back_counts
 from latam_dagster.resources import WarehouseResource
-from latam_dagster.transform.curated import update_table
+from latam_dagster.transform.curated import TABLES, update_table
 from latam_dagster.transform.session import transform_transaction
 from latam_dagster.transform.sqlfiles import load_sql
 
@@ -59,30 +66,58 @@ def sql_version(sql: str) -> str:
 
 
 def build_curated_asset(table: str, deps: list[AssetKey]) -> AssetsDefinition:
-    """The asset that keeps `curated.<table>` up to date."""
+    """The asset that keeps `curated.<table>` up to date (written, audited and published when
+    the table has rules: its checks are then evaluated by every materialization)."""
     sql = load_sql("curated", table)
+    key = curated_key(table)
+    audited = TABLES[table].audit
 
     @asset(
-        key=curated_key(table),
+        key=key,
         deps=deps,
         group_name=CURATED_GROUP,
         kinds={"postgres", "sql"},
         description=sql_header(sql),
         code_version=sql_version(sql),
         metadata={"table": f"curated.{table}", "sql_file": f"assets/sql/curated/{table}.sql"},
+        check_specs=audit_check_specs(audited, key) if audited else None,
     )
     def _update(
         context: AssetExecutionContext, config: CuratedConfig, warehouse: WarehouseResource
-    ) -> MaterializeResult:
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
         if config.full_refresh:
             warehouse.migrate()
-        result = update_table(warehouse.url, table, full_refresh=config.full_refresh)
+        selected = set(context.selected_asset_check_keys)
+        try:
+            result = update_table(
+                warehouse.url, table, full_refresh=config.full_refresh, run_id=context.run.run_id
+            )
+        except AuditBlocked as blocked:
+            # the evaluations say why; the failure skips everything downstream
+            yield from audit_check_results(key, blocked.result, selected)
+            raise Failure(
+                description=str(blocked),
+                metadata={
+                    **blocked.result.as_metadata(),
+                    "rule_counts": MetadataValue.json(blocked.result.rule_counts()),
+                },
+            ) from None
         context.log.info(
             f"curated.{table}: {result.changed_rows} row(s) changed"
             + (f" of {result.in_scope} in scope" if result.in_scope is not None else "")
             + f", {result.dates_touched} date(s) touched in {result.seconds:.2f}s"
+            + (
+                f"; audit: {result.audit.published} published, {result.audit.held} held back"
+                if result.audit
+                else ""
+            )
         )
-        return MaterializeResult(metadata=result.as_metadata())
+        checks: list[AssetCheckResult] = []
+        if result.audit is not None and audited is not None:
+            with connection(warehouse.url) as conn, conn.cursor() as cur:
+                held_now = held_back_counts(cur, audited)
+            checks = audit_check_results(key, result.audit, selected, held_now)
+        yield MaterializeResult(metadata=result.as_metadata(), check_results=checks)
 
     return _update
 

@@ -1,7 +1,10 @@
 """Dagster asset checks built from the suites: one multi-asset check per table, one check per rule.
 
 A table's rules are validated together in one GX pass (one set of queries per table), then
-reported as separate checks so the UI shows which rule failed. Blocking rules fail with ERROR
+reported as separate checks so the UI shows which rule failed. The curated tables published by the
+audit are the exception: their per-rule checks belong to the asset (every materialization
+evaluates them, see `audit_checks`), and Great Expectations reports its validation of the whole
+published table as one check, `gx_suite`, with the verdict of every rule in its metadata. Blocking rules fail with ERROR
 severity: Dagster then fails the check step and skips every asset downstream of the table in the
 same run, so bad curated rows never reach the marts (which keep their last good data). The other
 rules warn. Each check can also be run on its own from the UI (the check subsets its suite).
@@ -15,6 +18,7 @@ from datetime import date
 
 from dagster import (
     AssetCheckExecutionContext,
+    AssetCheckKey,
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
@@ -32,6 +36,8 @@ from latam_dagster.resources.gx import GreatExpectationsResource
 from latam_dagster.resources.warehouse import WarehouseResource
 
 GX_RESOURCE_KEY = "gx"
+GX_SUITE_CHECK = "gx_suite"
+"""The one GX check of an audited table: the whole published table against its suite."""
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -94,26 +100,82 @@ def describe(rule: RuleOutcome) -> str:
     )
 
 
-def build_suite_checks(suite: TableSuite) -> AssetChecksDefinition:
-    """The multi-asset check validating `suite`, one AssetCheckSpec per rule."""
+def _rule_summary(rule: RuleOutcome) -> dict[str, object]:
+    return {
+        "passed": rule.success,
+        "blocking": rule.rule.blocking,
+        "level": rule.rule.level,
+        "unexpected_count": rule.unexpected_count,
+        "failed": [e.label for e in rule.failed],
+    }
+
+
+def suite_result(asset_key: AssetKey, outcome: SuiteOutcome) -> AssetCheckResult:
+    """The `gx_suite` evaluation: failed with ERROR if a blocking rule failed, WARN otherwise."""
+    failed = [r for r in outcome.rules if not r.success]
+    blocking = [r for r in failed if r.rule.blocking]
+    md: dict[str, object] = {
+        "table": outcome.suite.table,
+        "rules": MetadataValue.json({r.rule.name: _rule_summary(r) for r in outcome.rules}),
+        "validation_id": str(outcome.validation_id),
+        "validation_seconds": MetadataValue.float(round(outcome.seconds, 3)),
+    }
+    sql = [r.failing_row_sql() for r in failed]
+    if any(sql):
+        md["failing_rows_sql"] = MetadataValue.md(
+            "```sql\n" + ";\n\n".join(s for s in sql if s) + "\n```"
+        )
+    if outcome.data_docs_page:
+        md["data_docs_page"] = outcome.data_docs_page
+    return AssetCheckResult(
+        asset_key=asset_key,
+        check_name=GX_SUITE_CHECK,
+        passed=not failed,
+        severity=AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN,
+        description=(
+            f"{len(outcome.rules) - len(failed)}/{len(outcome.rules)} rule(s) hold on the whole "
+            "table" + (": " + ", ".join(r.rule.name for r in failed) + " failed" if failed else "")
+        ),
+        metadata=md,
+    )
+
+
+def build_suite_checks(suite: TableSuite, summary: bool = False) -> AssetChecksDefinition:
+    """The multi-asset check validating `suite`: one AssetCheckSpec per rule, or with `summary`
+    one `gx_suite` spec for the whole suite (tables whose rules the audit evaluates)."""
     asset_key = AssetKey(list(suite.asset_key))
     deps = [AssetKey(list(k)) for k in suite.reference_assets]
-    specs = [
-        AssetCheckSpec(
-            rule.name,
-            asset=asset_key,
-            description=rule.description,
-            blocking=rule.blocking,
-            additional_deps=deps,
-            metadata={"severity": rule.severity, "suite": suite.name},
-        )
-        for rule in suite.rules
-    ]
+    if summary:
+        specs = [
+            AssetCheckSpec(
+                GX_SUITE_CHECK,
+                asset=asset_key,
+                description=(
+                    f"Great Expectations suite `{suite.name}` on the whole published table: every "
+                    "rule the audit applies to each batch, plus the ones only a whole table shows."
+                ),
+                blocking=True,
+                additional_deps=deps,
+                metadata={"suite": suite.name, "engine": "great_expectations"},
+            )
+        ]
+    else:
+        specs = [
+            AssetCheckSpec(
+                rule.name,
+                asset=asset_key,
+                description=rule.description,
+                blocking=rule.blocking,
+                additional_deps=deps,
+                metadata={"severity": rule.severity, "suite": suite.name},
+            )
+            for rule in suite.rules
+        ]
 
     @multi_asset_check(
         specs=specs,
         name="quality_" + suite.name.replace(".", "_"),
-        can_subset=True,
+        can_subset=not summary,
         description=f"Great Expectations suite `{suite.name}`, validated in Postgres.",
     )
     def _checks(
@@ -121,7 +183,11 @@ def build_suite_checks(suite: TableSuite) -> AssetChecksDefinition:
         gx: GreatExpectationsResource,
         warehouse: WarehouseResource,
     ) -> Iterator[AssetCheckResult]:
-        selected = [k.name for k in context.selected_asset_check_keys if k.asset_key == asset_key]
+        selected = (
+            []
+            if summary
+            else [k.name for k in context.selected_asset_check_keys if k.asset_key == asset_key]
+        )
         scope = run_scope(dict(context.run.tags), suite)
         # the database the run's assets wrote, unless the GX resource names another one
         outcome = gx.validate(
@@ -136,6 +202,9 @@ def build_suite_checks(suite: TableSuite) -> AssetChecksDefinition:
             f"{sum(r.success for r in outcome.rules)}/{len(outcome.rules)} check(s) passed "
             f"in {outcome.seconds:.2f}s"
         )
+        if summary:
+            yield suite_result(asset_key, outcome)
+            return
         for rule in outcome.rules:
             yield AssetCheckResult(
                 asset_key=asset_key,
@@ -159,14 +228,22 @@ def mart_input_checks() -> AssetSelection:
     first; if a blocking one fails, no mart partition is refreshed in that run, the marts keep
     their last good data and the dates stay pending until the data is fixed.
     """
-    return AssetSelection.checks_for_assets(
-        *(AssetKey(list(k)) for k in (FACT_FLIGHT, PASSENGER_LOAD))
+    return AssetSelection.checks(
+        *(AssetCheckKey(AssetKey(list(k)), GX_SUITE_CHECK) for k in (FACT_FLIGHT, PASSENGER_LOAD))
     )
+
+
+def audited_suite_names() -> set[str]:
+    """Suites of the tables the audit publishes (their rules are the asset's own checks)."""
+    from latam_dagster.transform.curated import TABLES
+
+    return {t.audit.suite.name for t in TABLES.values() if t.audit}
 
 
 def build_asset_checks() -> list[AssetChecksDefinition]:
     """Checks for every suite: raw quarantine rates, reference, curated tables and marts."""
-    return [build_suite_checks(s) for s in all_suites()]
+    audited = audited_suite_names()
+    return [build_suite_checks(s, summary=s.name in audited) for s in all_suites()]
 
 
 asset_checks: list[AssetChecksDefinition] = build_asset_checks()

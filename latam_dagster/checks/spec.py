@@ -64,22 +64,39 @@ class _ExpectationNamespace:
 gxe = _ExpectationNamespace()
 
 
+ROW = "row"
+TABLE = "table"
+
+
 @dataclass(frozen=True)
 class Rule:
     """A named group of expectations reported as one Dagster asset check.
 
-    Blocking rules are critical: they fail with ERROR severity and stop downstream assets in the
-    same run. The others warn.
+    `level` says what a failure does when a curated micro-batch is audited before it is published:
+    a `row` rule holds back only the rows that fail it (they wait in `quality.rejects` until they
+    pass), a `table` rule (keys, consistency between tables) blocks the whole publish and every
+    asset downstream. Non-blocking rules only warn, whatever their level. Great Expectations
+    validates every rule on whole tables as well, where a blocking failure is an ERROR.
     """
 
     name: str
     description: str
     expectations: tuple[Expect, ...]
     blocking: bool = True
+    level: str = TABLE
+
+    def __post_init__(self) -> None:
+        if self.level not in (ROW, TABLE):
+            raise ValueError(f"rule {self.name}: level must be {ROW!r} or {TABLE!r}")
 
     @property
     def severity(self) -> str:
         return "ERROR" if self.blocking else "WARN"
+
+    @property
+    def holds_back(self) -> bool:
+        """Rows failing this rule are held back from publication (not the whole batch)."""
+        return self.blocking and self.level == ROW
 
 
 @dataclass(frozen=True)

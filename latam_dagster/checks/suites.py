@@ -8,7 +8,7 @@ column types; widen them here, in review, when the business changes.
 
 from __future__ import annotations
 
-from latam_dagster.checks.spec import Rule, TableSuite, gxe
+from latam_dagster.checks.spec import ROW, Rule, TableSuite, gxe
 from latam_dagster.quality.settings import get_quality_settings
 
 FLIGHT_STATUSES = ["scheduled", "boarding", "departed", "arrived", "cancelled", "diverted"]
@@ -100,11 +100,13 @@ fact_flight = TableSuite(
                 gxe.ExpectColumnValuesToMatchRegex(column="destination", regex=AIRPORT_CODE),
                 gxe.ExpectColumnValuesToBeInSet(column="status", value_set=FLIGHT_STATUSES),
             ),
+            level=ROW,
         ),
         Rule(
             "flight_airports_known",
             "Origin and destination are airports of curated.dim_airport.",
             (_known_airport("origin"), _known_airport("destination")),
+            level=ROW,
         ),
         Rule(
             "flight_schedule_ordered",
@@ -121,6 +123,7 @@ fact_flight = TableSuite(
                     ignore_row_if="either_value_is_missing",
                 ),
             ),
+            level=ROW,
         ),
         Rule(
             "flight_delays_plausible",
@@ -129,11 +132,13 @@ fact_flight = TableSuite(
                 _in_range("dep_delay_min", DELAY_MIN, DELAY_MAX),
                 _in_range("arr_delay_min", DELAY_MIN, DELAY_MAX),
             ),
+            level=ROW,
         ),
         Rule(
             "flight_seat_capacity_valid",
             f"Seat capacity, when known, between 0 and {MAX_SEATS}.",
             (_in_range("seat_capacity", 0, MAX_SEATS),),
+            level=ROW,
         ),
         Rule(
             "flight_route_plausible",
@@ -149,6 +154,7 @@ fact_flight = TableSuite(
                 _in_range("distance_km", 0, MAX_DISTANCE_KM),
             ),
             blocking=False,
+            level=ROW,
         ),
     ),
 )
@@ -182,6 +188,7 @@ flight_passenger_load = TableSuite(
                 ),
                 _in_range("passengers_boarded", 0, None),
             ),
+            level=ROW,
         ),
         Rule(
             "load_factor_plausible",
@@ -190,19 +197,22 @@ flight_passenger_load = TableSuite(
                 _in_range("load_factor", 0, MAX_LOAD_FACTOR),
                 _in_range("seat_capacity", 0, MAX_SEATS),
             ),
+            level=ROW,
         ),
         Rule(
             "load_flight_known",
-            "Passengers belong to a flight of curated.fact_flight. Passenger events may arrive "
-            "before their flight's, so this warns rather than blocks.",
+            "Passengers belong to a flight the platform knows (staging.fact_flight: published or "
+            "held back). Passenger events may arrive before their flight's, so this warns rather "
+            "than holds back.",
             (
                 gxe.ExpectColumnValuesToBeInReferenceTable(
                     column="flight_key",
-                    reference_table="curated.fact_flight",
+                    reference_table="staging.fact_flight",
                     reference_column="flight_key",
                 ),
             ),
             blocking=False,
+            level=ROW,
         ),
     ),
 )
@@ -229,6 +239,7 @@ aircraft_position_latest = TableSuite(
                 _in_range("longitude", -180, 180),
                 _in_range("heading_deg", 0, 360, strict_max=True),
             ),
+            level=ROW,
         ),
         Rule(
             "position_motion_plausible",
@@ -239,6 +250,7 @@ aircraft_position_latest = TableSuite(
                 _in_range("altitude_ft", ALTITUDE_MIN_FT, ALTITUDE_MAX_FT),
             ),
             blocking=False,
+            level=ROW,
         ),
     ),
 )

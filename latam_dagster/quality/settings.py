@@ -40,6 +40,12 @@ class QualitySettings:
     """LATAM_QUALITY_QUARANTINE_MAX_PCT: highest acceptable share of quarantined messages per queue."""
     quarantine_window_hours: float
     """LATAM_QUALITY_QUARANTINE_WINDOW_HOURS: period the quarantine rate is measured over."""
+    reject_max_pct: float
+    """LATAM_QUALITY_REJECT_MAX_PCT: highest share of a micro-batch's rows that row rules may hold
+    back before the batch is blocked as a whole (percent)."""
+    reject_min_rows: int
+    """LATAM_QUALITY_REJECT_MIN_ROWS: a batch is blocked by its reject share only when at least
+    this many rows are held back, so one bad flight in a batch of 20 does not stop the warehouse."""
 
 
 def get_quality_settings() -> QualitySettings:
@@ -54,4 +60,6 @@ def get_quality_settings() -> QualitySettings:
         history_days=float(_env("LATAM_QUALITY_HISTORY_DAYS", "90")),
         quarantine_max_pct=float(_env("LATAM_QUALITY_QUARANTINE_MAX_PCT", "5.0")),
         quarantine_window_hours=float(_env("LATAM_QUALITY_QUARANTINE_WINDOW_HOURS", "24")),
+        reject_max_pct=float(_env("LATAM_QUALITY_REJECT_MAX_PCT", "1.0")),
+        reject_min_rows=int(_env("LATAM_QUALITY_REJECT_MIN_ROWS", "10")),
     )

@@ -11,12 +11,12 @@ still update their curated tables or run their checks do not count; the `latam/d
 tag limit in dagster.yaml bounds all drain runs together. Each request carries a run key, so a
 tick evaluated twice does not launch two runs.
 
-Data-quality checks are the expensive part of a small run (loading Great Expectations alone
-costs seconds of CPU), so a drain run includes the checks of its tables only when they are due:
-never evaluated, last evaluated more than LATAM_DRAIN_CHECK_INTERVAL_SECONDS ago, or last
-failed. Each evaluation covers the whole table, so nothing written in between goes unchecked for
-longer than the interval, and after a failure every run checks (and blocks) until the data is
-fixed. Marts runs always check their inputs first.
+Every batch a drain run writes to an audited curated table is audited before it is published
+(the asset's own checks, always selected). The Great Expectations checks of whole tables are the
+expensive part of a small run (loading GX alone costs seconds of CPU), so a drain run includes
+them only when they are due: never evaluated, last evaluated more than
+LATAM_DRAIN_CHECK_INTERVAL_SECONDS ago, or last failed. Marts runs always validate their inputs
+first.
 """
 
 import time
@@ -37,6 +37,7 @@ from dagster import (
 )
 
 from latam_dagster.assets.raw import drain_queues, raw_asset_key
+from latam_dagster.checks.audit_checks import all_audit_check_keys
 from latam_dagster.ingest.drain import BUDGET_STOPS
 from latam_dagster.ingest.topology import QUEUES, BrokerUnavailable
 from latam_dagster.jobs import DRAIN_JOB_NAME, DRAIN_TAG, drain_tag_value
@@ -166,13 +167,17 @@ def queue_sensor(context: SensorEvaluationContext, rabbitmq: RabbitMQResource):
             run_key=run_key, tags=tags, asset_selection=[raw_asset_key(f) for f in drained]
         )
     assets, checks = selection
-    due = checks_due(context, checks, settings.drain_check_interval_seconds)
+    # the audit of each batch is part of the curated asset itself: always selected
+    audit = all_audit_check_keys()
+    always = [k for k in checks if k in audit]
+    gx_checks = [k for k in checks if k not in audit]
+    due = checks_due(context, gx_checks, settings.drain_check_interval_seconds)
     tags[CHECKS_TAG] = "yes" if due else "not due"
     return RunRequest(
         run_key=run_key,
         tags=tags,
         asset_selection=assets,
-        asset_check_keys=checks if due else [],
+        asset_check_keys=[*always, *(gx_checks if due else [])],
     )
 
 

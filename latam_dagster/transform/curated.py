@@ -3,7 +3,9 @@
 An incremental update finds what its sources changed since its watermarks (the "scope": flight
 keys, passenger pairs or position reports), runs the table's SQL file restricted to that scope, and
 records the flight dates whose rows changed in `curated.changed_flight_dates`, from which the mart
-partitions to refresh are derived. Its work grows with the batch, not with the history: every
+partitions to refresh are derived. Tables with rules are written, audited and published: the SQL
+writes `staging.<table>`, and `quality.audit` publishes to `curated.<table>` only the rows that pass
+(see that module), all in the same transaction. Its work grows with the batch, not with the history: every
 lookup goes through an index (`ingest_xid`/`updated_xid` for the scope, `flight_key` for the
 recomputation). A full refresh runs the same SQL unrestricted on an emptied table.
 """
@@ -15,6 +17,16 @@ from typing import Any
 
 import psycopg2.extensions
 
+from latam_dagster.checks import suites
+from latam_dagster.db import connect
+from latam_dagster.quality.audit import (
+    AuditBlocked,
+    AuditedTable,
+    AuditResult,
+    audit_and_publish,
+    record_batch,
+    touched_dates_sql,
+)
 from latam_dagster.transform import watermarks as wm
 from latam_dagster.transform.session import keep_to_indexes, transform_transaction
 from latam_dagster.transform.sqlfiles import load_sql, scoped
@@ -36,6 +48,7 @@ class StepResult:
     dates_touched: int = 0
     watermark: int = 0
     seconds: float = 0.0
+    audit: AuditResult | None = None
 
     def as_metadata(self) -> dict[str, Any]:
         md: dict[str, Any] = {
@@ -47,6 +60,8 @@ class StepResult:
         }
         if self.in_scope is not None:
             md["in_scope"] = self.in_scope
+        if self.audit is not None:
+            md.update(self.audit.as_metadata())
         return md
 
 
@@ -58,10 +73,18 @@ class CuratedTable:
     sources: tuple[str, ...]
     scope: Callable[[Cursor, dict[str, int]], tuple[str, int | None]]
     feeds_marts: bool
+    audit: AuditedTable | None = None
+    rescope: str | None = None
+    """SQL listing the keys of the batch's scope: held-back rows among them are audited again."""
 
     @property
     def qualified(self) -> str:
         return f"curated.{self.name}"
+
+    @property
+    def written(self) -> str:
+        """The table the SQL writes: staging for audited tables, the curated table otherwise."""
+        return self.audit.staging if self.audit else self.qualified
 
 
 def _count(cur: Cursor, table: str) -> int:
@@ -86,7 +109,7 @@ def _scope_fact_flight(cur: Cursor, marks: dict[str, int]) -> tuple[str, int | N
     if airports:  # rare: the reference data was loaded or corrected
         cur.execute(
             """INSERT INTO scope_flights
-               SELECT flight_key FROM curated.fact_flight
+               SELECT flight_key FROM staging.fact_flight
                WHERE (origin = ANY(%s) OR destination = ANY(%s))
                EXCEPT SELECT flight_key FROM scope_flights""",
             (airports, airports),
@@ -107,12 +130,12 @@ def _scope_flight_passenger(cur: Cursor, marks: dict[str, int]) -> tuple[str, in
 
 
 def _scope_flight_passenger_load(cur: Cursor, marks: dict[str, int]) -> tuple[str, int | None]:
-    """Flights whose passengers or whose fact_flight row (seat capacity) changed."""
+    """Flights whose passengers or whose computed fact_flight row (seat capacity) changed."""
     cur.execute(
         """CREATE TEMP TABLE scope_flights ON COMMIT DROP AS
            SELECT flight_key FROM curated.flight_passenger WHERE updated_xid >= %s::text::xid8
            UNION
-           SELECT flight_key FROM curated.fact_flight WHERE updated_xid >= %s::text::xid8""",
+           SELECT flight_key FROM staging.fact_flight WHERE updated_xid >= %s::text::xid8""",
         (str(marks["curated.flight_passenger"]), str(marks["curated.fact_flight"])),
     )
     return "flight_key IN (SELECT flight_key FROM scope_flights)", _count(cur, "scope_flights")
@@ -127,7 +150,12 @@ TABLES: dict[str, CuratedTable] = {
     t.name: t
     for t in (
         CuratedTable(
-            "fact_flight", ("raw.flight_events", "curated.dim_airport"), _scope_fact_flight, True
+            "fact_flight",
+            ("raw.flight_events", "curated.dim_airport"),
+            _scope_fact_flight,
+            True,
+            AuditedTable("fact_flight", suites.fact_flight, "flight_key", "flight_date"),
+            "SELECT flight_key FROM scope_flights",
         ),
         CuratedTable("flight_passenger", ("raw.passenger_events",), _scope_flight_passenger, False),
         CuratedTable(
@@ -135,61 +163,111 @@ TABLES: dict[str, CuratedTable] = {
             ("curated.flight_passenger", "curated.fact_flight"),
             _scope_flight_passenger_load,
             True,
+            AuditedTable(
+                "flight_passenger_load",
+                suites.flight_passenger_load,
+                "flight_key",
+                "flight_date",
+            ),
+            "SELECT flight_key FROM scope_flights",
         ),
         CuratedTable(
             "aircraft_position_latest",
             ("raw.position_reports",),
             _scope_aircraft_position_latest,
             False,
+            AuditedTable(
+                "aircraft_position_latest", suites.aircraft_position_latest, "tail_number"
+            ),
         ),
     )
 }
 """The curated tables in an order that respects their dependencies."""
 
 
-def touch_changed_dates(cur: Cursor, table: str, with_mart_dates: bool = False) -> int:
+def touch_changed_dates(
+    cur: Cursor, table: str, with_mart_dates: bool = False, dates_sql: str | None = None
+) -> int:
     """Record the flight dates of the rows this transaction wrote in `table` as changed.
 
     The change number is drawn while the date's row is locked, so for any one date the numbers
     grow in commit order, and a mart partition refreshed at number N has seen every change <= N.
-    `with_mart_dates` also marks every date the marts hold (a full refresh may drop flights).
+    `with_mart_dates` also marks every date the marts hold (a full refresh may drop flights);
+    `dates_sql` replaces the dates of `table` (an audit's batch: published and withdrawn rows).
     """
     mart_dates = "UNION SELECT flight_date FROM marts.partition_state" if with_mart_dates else ""
+    dates = dates_sql or (
+        f"SELECT DISTINCT flight_date FROM {table} WHERE updated_xid = pg_current_xact_id()"
+    )
     cur.execute(
         f"""INSERT INTO curated.changed_flight_dates AS c (flight_date, change_seq, changed_at)
             SELECT flight_date, nextval('curated.change_seq'), now()
-            FROM (SELECT DISTINCT flight_date FROM {table}
-                  WHERE updated_xid = pg_current_xact_id() {mart_dates}) AS d
+            FROM ({dates} {mart_dates}) AS d
             ON CONFLICT (flight_date) DO UPDATE
             SET change_seq = nextval('curated.change_seq'), changed_at = now()"""
     )
     return cur.rowcount
 
 
-def update_table(url: str, name: str, full_refresh: bool = False) -> StepResult:
-    """Bring `curated.<name>` up to date with its sources, in one transaction."""
+def update_table(
+    url: str, name: str, full_refresh: bool = False, run_id: str | None = None
+) -> StepResult:
+    """Bring `curated.<name>` up to date with its sources, in one transaction.
+
+    Raises `AuditBlocked` (after recording the blocked batch) when the audit refuses the batch:
+    then nothing is published and the watermarks stay where they were.
+    """
     table = TABLES[name]
     result = StepResult(table=table.qualified, full_refresh=full_refresh)
     started = time.perf_counter()
     work_mem = "256MB" if full_refresh else "32MB"
-    with transform_transaction(url, table.qualified, work_mem=work_mem) as cur:
-        top = wm.horizon(cur)
-        if full_refresh:
-            cur.execute(f"TRUNCATE {table.qualified}")
-            predicate = None
-        else:
-            marks = wm.get_watermarks(cur, table.qualified, list(table.sources))
-            predicate, result.in_scope = table.scope(cur, marks)
-            if (result.in_scope or 0) <= SMALL_SCOPE:
-                keep_to_indexes(cur)
-        cur.execute(scoped(load_sql("curated", name), predicate))
-        result.changed_rows = cur.rowcount
-        if table.feeds_marts:
-            result.dates_touched = touch_changed_dates(cur, table.qualified, full_refresh)
-        wm.set_watermarks(cur, table.qualified, list(table.sources), top)
-        result.watermark = top
+    try:
+        with transform_transaction(url, table.qualified, work_mem=work_mem) as cur:
+            top = wm.horizon(cur)
+            if full_refresh:
+                cur.execute(
+                    f"TRUNCATE {', '.join(dict.fromkeys([table.written, table.qualified]))}"
+                )
+                predicate = None
+            else:
+                marks = wm.get_watermarks(cur, table.qualified, list(table.sources))
+                predicate, result.in_scope = table.scope(cur, marks)
+                if (result.in_scope or 0) <= SMALL_SCOPE:
+                    keep_to_indexes(cur)
+            cur.execute(scoped(load_sql("curated", name), predicate))
+            result.changed_rows = cur.rowcount
+            dates_sql = None
+            if table.audit:
+                result.audit = audit_and_publish(
+                    cur,
+                    table.audit,
+                    run_id=run_id,
+                    rescope=None if full_refresh else table.rescope,
+                    full_refresh=full_refresh,
+                )
+                if table.audit.date_column:
+                    dates_sql = touched_dates_sql(table.audit)
+            if table.feeds_marts:
+                result.dates_touched = touch_changed_dates(
+                    cur, table.qualified, full_refresh, dates_sql
+                )
+            wm.set_watermarks(cur, table.qualified, list(table.sources), top)
+            result.watermark = top
+    except AuditBlocked as blocked:
+        _record_blocked(url, blocked.result)
+        raise
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _record_blocked(url: str, audit: AuditResult) -> None:
+    """Keep a trace of a refused batch: its transaction rolled back with everything else."""
+    conn = connect(url)
+    try:
+        with conn, conn.cursor() as cur:
+            record_batch(cur, audit)
+    finally:
+        conn.close()
 
 
 def update_all(url: str, full_refresh: bool = False) -> list[StepResult]:

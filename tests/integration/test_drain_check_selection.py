@@ -10,6 +10,7 @@ from latam_dagster.assets.curated import curated_assets
 from latam_dagster.assets.raw import raw_assets
 from latam_dagster.assets.reference import reference_assets
 from latam_dagster.checks.asset_checks import asset_checks
+from latam_dagster.checks.audit_checks import all_audit_check_keys
 from latam_dagster.jobs import drain_job
 from latam_dagster.resources import RabbitMQResource, WarehouseResource
 from latam_dagster.transform.airports import load_dim_airport
@@ -55,19 +56,23 @@ def _evaluated(result) -> set[str]:
     return {e.check_name for e in result.get_asset_check_evaluations()}
 
 
-def test_a_drain_run_without_checks_drains_and_updates_only(
+def test_a_drain_run_without_gx_checks_drains_updates_and_audits_only(
     amqp_url, topology, warehouse_url, tmp_path
 ):
     load_dim_airport(warehouse_url)
     job, assets, checks = _drain_job(amqp_url, topology, warehouse_url, tmp_path)
     assert {k.asset_key for k in checks} == assets
+    audit = all_audit_check_keys() & checks
+    assert {k.asset_key for k in audit} == assets - {AssetKey(["raw", "flight_events"])}
 
     with instance_for_test() as instance:
         sent = _flights(amqp_url, topology, 3)
-        light = job.get_subset(asset_selection=set(assets), asset_check_selection=set())
+        light = job.get_subset(asset_selection=set(assets), asset_check_selection=audit)
         result = light.execute_in_process(instance=instance)
         assert result.success
-        assert _evaluated(result) == set()  # no GX in this run
+        # the audit of the batch, and no GX, in this run
+        assert _evaluated(result) == {k.name for k in audit}
+        assert "gx_suite" not in _evaluated(result)
         materialized = {e.asset_key for e in result.get_asset_materialization_events()}
         assert materialized == set(assets)
         assert query(warehouse_url, "SELECT count(*) FROM raw.flight_events")[0][0] == sent

@@ -22,6 +22,7 @@ from dagster import (
 from dagster._core.events import DagsterEvent, DagsterEventType, StepSuccessData
 from dagster._core.test_utils import create_run_for_test
 
+from latam_dagster.checks.audit_checks import all_audit_check_keys
 from latam_dagster.ingest.publish import Publisher
 from latam_dagster.resources import RabbitMQResource
 from latam_dagster.sensors.queue_sensors import checks_due, queue_sensor
@@ -165,7 +166,7 @@ def test_checks_are_due_when_never_run_old_or_failed():
         assert checks_due(ctx, [key], 60)  # failed: every run checks until it passes
 
 
-def test_drain_run_request_carries_its_checks_only_when_due(amqp_url, topology, monkeypatch):
+def test_drain_run_request_carries_its_audit_always_and_gx_checks_only_when_due(amqp_url, topology, monkeypatch):
     from latam_dagster.definitions import defs
 
     monkeypatch.setenv("LATAM_DRAIN_CHECK_INTERVAL_SECONDS", "3600")
@@ -190,7 +191,12 @@ def test_drain_run_request_carries_its_checks_only_when_due(amqp_url, topology, 
         second = _evaluate(instance, amqp_url, topology, definitions=defs)
         assert isinstance(second, RunRequest)
         assert set(second.asset_selection) == set(first.asset_selection)
-        assert list(second.asset_check_keys) == []
+        # the audit of the batch is never skipped; the whole-table GX checks are, until due
+        audit = all_audit_check_keys()
+        assert set(second.asset_check_keys) == {k for k in first.asset_check_keys if k in audit}
+        assert {k.name for k in second.asset_check_keys} >= {"reject_share", "flight_keys_unique"}
+        assert "gx_suite" in {k.name for k in first.asset_check_keys}
+        assert "gx_suite" not in {k.name for k in second.asset_check_keys}
         assert second.tags["latam/checks"] == "not due"
 
 

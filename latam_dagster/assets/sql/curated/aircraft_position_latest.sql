@@ -7,8 +7,10 @@
 -- Positions arrive every few seconds for years, so this table is not rebuilt from an aircraft's
 -- whole history: a run merges the new reports with the row it already holds and keeps the later
 -- of the two. As written, the statement merges every report (a full refresh starts from an empty
--- table). An incremental run replaces `TRUE /* scope */` with the range of new reports.
-INSERT INTO curated.aircraft_position_latest AS t (
+-- table). An incremental run replaces `TRUE /* scope */` with the range of new reports. It writes
+-- staging.aircraft_position_latest; the rows that pass their row rules are then published to
+-- curated.aircraft_position_latest in the same transaction.
+INSERT INTO staging.aircraft_position_latest AS t (
     tail_number, latitude, longitude, altitude_ft, ground_speed_kt, heading_deg,
     event_time, message_id, source_system,
     flight_key, flight_key_event_time, flight_key_message_id, updated_at, updated_xid
@@ -33,7 +35,7 @@ positions AS (
         UNION ALL
         SELECT tail_number, latitude, longitude, altitude_ft, ground_speed_kt, heading_deg,
                event_time, message_id, source_system
-        FROM curated.aircraft_position_latest
+        FROM staging.aircraft_position_latest
         WHERE tail_number IN (SELECT tail_number FROM reports)
     ) AS candidates
     ORDER BY tail_number, event_time DESC, message_id DESC
@@ -46,7 +48,7 @@ flights AS (
         WHERE flight_key IS NOT NULL
         UNION ALL
         SELECT tail_number, flight_key, flight_key_event_time, flight_key_message_id
-        FROM curated.aircraft_position_latest
+        FROM staging.aircraft_position_latest
         WHERE flight_key IS NOT NULL AND tail_number IN (SELECT tail_number FROM reports)
     ) AS candidates
     ORDER BY tail_number, event_time DESC, message_id DESC

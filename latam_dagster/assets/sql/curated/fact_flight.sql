@@ -6,9 +6,12 @@
 -- (negative = early). A flight is on time when it arrived and arr_delay_min < 15. distance_km is the
 -- great-circle distance between the two airports of curated.dim_airport.
 --
+-- It writes staging.fact_flight, the computed state of every flight; the rows that pass their row
+-- rules are then published to curated.fact_flight in the same transaction.
+--
 -- As written, the statement rebuilds every flight. An incremental run replaces `TRUE /* scope */`
 -- with a filter on the flights its batch touched (using the flight_key index).
-INSERT INTO curated.fact_flight AS t (
+INSERT INTO staging.fact_flight AS t (
     flight_key, carrier, flight_number, flight_date, origin, destination, status,
     scheduled_departure, scheduled_arrival, actual_departure, actual_arrival,
     dep_delay_min, arr_delay_min, cancelled, diverted, arrived, on_time,

@@ -5,19 +5,21 @@
 --   checked_in  = latest action is checked_in or boarded
 --   boarded     = latest action is boarded
 --   cancelled   = latest action is cancelled
--- load_factor = boarded / seat_capacity of curated.fact_flight, null when the capacity is unknown
--- (or zero). Every flight of fact_flight has a row, and so does every flight with passengers.
+-- load_factor = boarded / seat_capacity of the flight, null when the capacity is unknown (or zero).
+-- Every computed flight (staging.fact_flight, held back or not) has a row, and so does every flight
+-- with passengers. The statement writes staging.flight_passenger_load; the rows that pass their row
+-- rules are then published to curated.flight_passenger_load in the same transaction.
 --
 -- As written, the statement rebuilds every flight. An incremental run replaces each
 -- `TRUE /* scope */` with a filter on the flights whose passengers or flight row changed.
-INSERT INTO curated.flight_passenger_load AS t (
+INSERT INTO staging.flight_passenger_load AS t (
     flight_key, carrier, flight_number, flight_date, origin,
     passengers_booked, passengers_checked_in, passengers_boarded, passengers_cancelled,
     seat_capacity, load_factor, updated_at, updated_xid
 )
 WITH flights AS (
     SELECT flight_key, carrier, flight_number, flight_date, origin
-    FROM curated.fact_flight
+    FROM staging.fact_flight
     WHERE TRUE /* scope */
     UNION
     SELECT flight_key, carrier, flight_number, flight_date, origin
@@ -42,7 +44,7 @@ SELECT fl.flight_key, fl.carrier, fl.flight_number, fl.flight_date, fl.origin,
        now(), pg_current_xact_id()
 FROM flights AS fl
 LEFT JOIN counts AS c ON c.flight_key = fl.flight_key
-LEFT JOIN curated.fact_flight AS f ON f.flight_key = fl.flight_key
+LEFT JOIN staging.fact_flight AS f ON f.flight_key = fl.flight_key
 ON CONFLICT (flight_key) DO UPDATE SET
     passengers_booked = excluded.passengers_booked,
     passengers_checked_in = excluded.passengers_checked_in,
