@@ -95,16 +95,19 @@ def refresh_pending_marts(instance, report: RunOnceReport, tag: str) -> None:
         partition_bounds,
         range_tags,
     )
-    from latam_dagster.transform.marts import date_ranges, pending_dates_at, split_in_bounds
+    from latam_dagster.transform.marts import (
+        date_ranges,
+        dates_outside,
+        pending_dates_at,
+        split_in_bounds,
+    )
 
     settings = get_settings()
     pending = pending_dates_at(settings.warehouse_url)
-    inside, outside = split_in_bounds(pending, *partition_bounds())
-    if outside:
-        report.warnings.append(
-            f"{len(outside)} flight date(s) outside the mart partitions stay pending "
-            f"({min(outside)}..{max(outside)})"
-        )
+    bounds = partition_bounds()
+    inside, _outside = split_in_bounds(pending, *bounds)
+    # the warning names the setting to change: a bare count leaves the reader guessing
+    report.warnings += dates_outside(pending, *bounds).messages(f"run `latam {tag}` again")
     job = defs.resolve_job_def("marts_job")
     for start, end in date_ranges(inside):
         result = job.execute_in_process(

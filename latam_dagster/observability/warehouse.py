@@ -12,7 +12,8 @@ warehouse of a thousand rows and of a billion:
 - processing lag (how long the oldest input of a table has waited for it) reads the first row past
   the table's watermark through the xid index;
 - rows per table are exact below a size threshold and the planner's live-row estimate above it;
-- the quarantine and the message_id conflicts are read whole: both hold only the exceptions.
+- the quarantine and the message_id conflicts are read whole: both hold only the exceptions;
+- pending mart dates are read from `curated.changed_flight_dates`, one row per flight date.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ class WarehouseCollector:
         self._curated_newest(cur, tables, horizon)
         lags = self._processing_lag(cur, out, tables, now)
         self._marts(cur, out, tables, now, lags)
+        self._marts_outside(cur, out, tables)
         self._freshness(out, now)
         self._last_collect = now
 
@@ -446,6 +448,39 @@ class WarehouseCollector:
                     layer="marts",
                     table=table,
                 )
+
+    def _marts_outside(
+        self, cur: psycopg2.extensions.cursor, out: Families, tables: dict[str, int]
+    ) -> None:
+        """Pending flight dates that no mart partition covers, which the lag above leaves out.
+
+        No run refreshes them, so without this gauge a replay of old history waits unseen.
+        """
+        if not {"curated.changed_flight_dates", "marts.partition_state"} <= tables.keys():
+            return
+        first, last = self.partition_start, datetime.now(UTC).date()
+        cur.execute(
+            """SELECT count(*) FILTER (WHERE c.flight_date < %(first)s),
+                      count(*) FILTER (WHERE c.flight_date > %(last)s)
+               FROM curated.changed_flight_dates AS c
+               WHERE (c.flight_date < %(first)s OR c.flight_date > %(last)s)
+                 AND EXISTS (
+                     SELECT 1 FROM unnest(%(marts)s::text[]) AS m(mart)
+                     LEFT JOIN marts.partition_state AS s
+                            ON s.mart = m.mart AND s.flight_date = c.flight_date
+                     WHERE s.refreshed_seq IS NULL OR s.refreshed_seq < c.change_seq)""",
+            {"first": first, "last": last, "marts": list(MARTS)},
+        )
+        before, after = cur.fetchone()
+        for side, count in (("before", before), ("after", after)):
+            out.gauge(
+                "latam_mart_dates_outside_partitions",
+                "Pending flight dates no mart partition covers: before LATAM_PARTITION_START "
+                "(they wait until it is set earlier) or after today, UTC (their partition "
+                "appears on their day).",
+                count,
+                side=side,
+            )
 
     def _freshness(self, out: Families, now: float) -> None:
         states = {raw.table: raw.state for raw in self._raw} | self._curated

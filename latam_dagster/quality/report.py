@@ -1,7 +1,9 @@
 """The data-quality report: the latest result of every check, as JSON-ready data or as text.
 
 Read from `quality.*` only, so it works without GX and shows what the last runs found, wherever
-they ran. Failing blocking checks come first, then warnings, then the checks that passed.
+they ran. Failing blocking checks come first, then warnings, then the checks that passed. Above
+them, the flight dates that wait outside the mart partitions (read from `curated` and `marts`),
+since no check and no run ever covers those.
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ from typing import Any
 
 from latam_dagster.quality import history
 from latam_dagster.quality.outcome import jsonable
+from latam_dagster.settings import get_settings
+from latam_dagster.transform.marts import dates_outside, partition_bounds_for, pending_dates_at
 
 SAMPLE_ROWS = 5
 
 
-def build_report(url: str, data_docs_dir: str | None = None) -> dict[str, Any]:
-    """Summary counts and the latest evaluation of each check."""
+def build_report(
+    url: str, data_docs_dir: str | None = None, partition_start: str | None = None
+) -> dict[str, Any]:
+    """Summary counts and the latest evaluation of each check, and the pending flight dates that
+    no mart partition covers (`partition_start` defaults to LATAM_PARTITION_START)."""
     rows = history.latest_results(url)
     checks = [_check(r) for r in rows]
     failed = [c for c in checks if not c["success"]]
@@ -31,11 +38,18 @@ def build_report(url: str, data_docs_dir: str | None = None) -> dict[str, Any]:
             "warnings": sum(1 for c in failed if not c["blocking"]),
         },
         "checks": checks,
+        "marts_outside_partitions": _outside_partitions(url, partition_start),
     }
     if data_docs_dir:
         index = Path(data_docs_dir) / "index.html"
         report["data_docs_index"] = str(index) if index.exists() else None
     return report
+
+
+def _outside_partitions(url: str, partition_start: str | None) -> dict[str, Any]:
+    """Pending dates outside the mart partitions: nothing refreshes them, so the report says so."""
+    bounds = partition_bounds_for(partition_start or get_settings().partition_start)
+    return dates_outside(pending_dates_at(url), *bounds).as_dict()
 
 
 def _check(row: dict[str, Any]) -> dict[str, Any]:
@@ -86,6 +100,9 @@ def render_text(report: dict[str, Any]) -> str:
         f"{s['blocking_failed']} blocking failure(s), {s['warnings']} warning(s)"
         f"  [{report['generated_at']}]",
     ]
+    outside = (report.get("marts_outside_partitions") or {}).get("messages") or []
+    if outside:
+        lines += ["", *(f"Marts: {m}" for m in outside)]
     if not report["checks"]:
         lines.append("No validation recorded yet: run the pipeline (or `latam quality validate`).")
         return "\n".join(lines)

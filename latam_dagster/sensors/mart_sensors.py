@@ -3,7 +3,8 @@
 Curated updates record the flight dates they touched; this sensor only reads that list (one small
 query) and requests marts runs, one per contiguous range of pending dates, each recomputing only the
 pending dates of its range. Dates outside the partitions (before LATAM_PARTITION_START, or in the
-future) stay pending, and are reported, until a partition exists for them.
+future) stay pending until a partition exists for them; every tick says so in its log (and in its
+skip reason when it requests nothing), naming the setting to change for the old ones.
 """
 
 import time
@@ -26,7 +27,14 @@ from latam_dagster.db import WarehouseUnavailable
 from latam_dagster.jobs import TRIGGER_TAG, marts_job
 from latam_dagster.resources import WarehouseResource
 from latam_dagster.settings import get_settings
-from latam_dagster.transform.marts import MARTS, date_ranges, pending_dates_at, split_in_bounds
+from latam_dagster.transform.marts import (
+    MARTS,
+    DatesOutside,
+    date_ranges,
+    dates_outside,
+    pending_dates_at,
+    split_in_bounds,
+)
 
 # Run tags that make one run cover a range of partitions (how single-run backfills are launched).
 ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -94,21 +102,38 @@ def mart_partitions_sensor(context: SensorEvaluationContext, warehouse: Warehous
         return SkipReason(f"warehouse not readable: {str(exc).strip()}")
     if not pending:
         return SkipReason("every mart partition is up to date")
+    bounds = partition_bounds()
+    outside = report_dates_outside(context, pending, bounds)
+    notes = "".join(f"; {m}" for m in outside.messages())
+    inside = len(pending) - len(outside.before) - len(outside.after)
     runs = context.instance.get_runs(
         RunsFilter(job_name=marts_job.name, tags={TRIGGER_TAG: PENDING_TRIGGER}), limit=1
     )
-    if runs and runs[0].status in ACTIVE_STATUSES:
-        return SkipReason(f"{len(pending)} pending date(s); a marts run is already in progress")
-    if runs and runs[0].status == DagsterRunStatus.FAILURE:
+    if inside and runs and runs[0].status in ACTIVE_STATUSES:
+        return SkipReason(f"{inside} pending date(s); a marts run is already in progress{notes}")
+    if inside and runs and runs[0].status == DagsterRunStatus.FAILURE:
         stats = context.instance.get_run_stats(runs[0].run_id)
         if stats.end_time and time.time() - stats.end_time < FAILURE_BACKOFF_SECONDS:
-            return SkipReason(f"last marts run failed; retrying after {FAILURE_BACKOFF_SECONDS}s")
-    requests, outside = pending_run_requests(pending, partition_bounds())
-    if outside:
-        context.log.warning(
-            f"{len(outside)} pending flight date(s) have no partition yet "
-            f"({min(outside)}..{max(outside)}); they stay pending"
-        )
+            return SkipReason(
+                f"last marts run failed; retrying after {FAILURE_BACKOFF_SECONDS}s{notes}"
+            )
+    requests, _outside = pending_run_requests(pending, bounds)
     if not requests:
-        return SkipReason(f"{len(outside)} pending date(s), none within the partitions")
+        return SkipReason("no pending date within the partitions" + notes)
     return requests
+
+
+def report_dates_outside(
+    context: SensorEvaluationContext, pending: dict[date, int], bounds: tuple[date, date]
+) -> DatesOutside:
+    """Log the pending dates no partition covers, in the tick's log (the UI shows it with the tick).
+
+    A skip reason cannot travel with run requests, so the log is what carries the news on a tick
+    that also requests runs; dates before the start need a person, future ones only time.
+    """
+    outside = dates_outside(pending, *bounds)
+    if message := outside.before_message():
+        context.log.warning(message)
+    if message := outside.after_message():
+        context.log.info(message)
+    return outside

@@ -10,7 +10,7 @@ the date pending for the next run instead of being lost.
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 import psycopg2.extensions
 
@@ -142,6 +142,79 @@ def split_in_bounds(
     for d in dates:
         (inside if first <= d <= last else outside).append(d)
     return inside, outside
+
+
+@dataclass(frozen=True)
+class DatesOutside:
+    """Pending flight dates that no mart partition covers, split by side.
+
+    They stay pending without a run to refresh them, so every place a person looks (sensor tick,
+    quality report, run-once, metrics) says the same thing about them.
+    """
+
+    first: date
+    last: date
+    before: tuple[date, ...]
+    after: tuple[date, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.before or self.after)
+
+    def before_message(self, then: str = "reload the code location") -> str | None:
+        """What waits before LATAM_PARTITION_START, and the setting that brings it in."""
+        if not self.before:
+            return None
+        lo, hi = self.before[0], self.before[-1]
+        return (
+            f"{len(self.before)} flight date(s) wait outside the mart partitions ({lo}..{hi}): "
+            f"set LATAM_PARTITION_START={lo} (or earlier) and {then} to bring them in"
+        )
+
+    def after_message(self) -> str | None:
+        """Future dates need no change: their partitions appear on their day."""
+        if not self.after:
+            return None
+        lo, hi = self.after[0], self.after[-1]
+        return (
+            f"{len(self.after)} flight date(s) in the future wait for their partitions "
+            f"({lo}..{hi}): each partition appears on its day (UTC) and the marts refresh it "
+            "then; nothing to change unless these dates are wrong"
+        )
+
+    def messages(self, then: str = "reload the code location") -> list[str]:
+        return [m for m in (self.before_message(then), self.after_message()) if m]
+
+    def as_dict(self) -> dict:
+        def side(dates: tuple[date, ...]) -> dict:
+            return {
+                "dates": len(dates),
+                "first": dates[0].isoformat() if dates else None,
+                "last": dates[-1].isoformat() if dates else None,
+            }
+
+        return {
+            "partitions": f"{self.first.isoformat()}..{self.last.isoformat()}",
+            "before": side(self.before),
+            "after": side(self.after),
+            "messages": self.messages(),
+        }
+
+
+def dates_outside(pending: Iterable[date], first: date, last: date) -> DatesOutside:
+    """The pending dates before `first` and after `last` (the partitions' bounds), sorted."""
+    dates = sorted(set(pending))
+    return DatesOutside(
+        first,
+        last,
+        tuple(d for d in dates if d < first),
+        tuple(d for d in dates if d > last),
+    )
+
+
+def partition_bounds_for(partition_start: str, today: date | None = None) -> tuple[date, date]:
+    """The partitions' bounds as the settings define them (LATAM_PARTITION_START..today, UTC),
+    for processes that do not load the Dagster definitions."""
+    return date.fromisoformat(partition_start), today or datetime.now(UTC).date()
 
 
 def refresh_pending(
