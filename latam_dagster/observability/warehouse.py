@@ -31,11 +31,13 @@ import psycopg2.extensions
 from latam_dagster.db import connect
 from latam_dagster.ingest.topology import QUEUES, ROUTING_PREFIX, Topology
 from latam_dagster.observability.families import Families, LabelGuard
+from latam_dagster.quality.settings import get_quality_settings
 from latam_dagster.transform.curated import TABLES as CURATED_TABLES
 from latam_dagster.transform.marts import MARTS
 
 log = logging.getLogger(__name__)
 
+AUDIT_WINDOW_SECONDS = 900
 LAYERS = ("raw", "curated", "marts", "quality")
 # curated tables whose rows carry the time of the newest event they reflect
 CURATED_EVENT_TIME = {
@@ -153,6 +155,7 @@ class WarehouseCollector:
         lags = self._processing_lag(cur, out, tables, now)
         self._marts(cur, out, tables, now, lags)
         self._marts_outside(cur, out, tables)
+        self._audit(cur, out, tables)
         self._freshness(out, now)
         self._last_collect = now
 
@@ -481,6 +484,67 @@ class WarehouseCollector:
                 count,
                 side=side,
             )
+
+    def _audit(
+        self, cur: psycopg2.extensions.cursor, out: Families, tables: dict[str, int]
+    ) -> None:
+        """What the audit of the curated micro-batches holds back and refuses.
+
+        Rows held back per table and rule (they wait in quality.rejects), and over the last
+        AUDIT_WINDOW the share of audited rows held back and the batches blocked, next to the
+        threshold, so an alert can compare them.
+        """
+        if not {"quality.rejects", "quality.audit_batch"} <= tables.keys():
+            return
+        out.declare_gauge(
+            "latam_quality_rows_held_back",
+            "Curated rows held back from publication by a row rule (quality.rejects).",
+            "table",
+            "rule",
+        )
+        cur.execute("SELECT table_name, rule, count(*) FROM quality.rejects GROUP BY 1, 2")
+        for table, rule, count in sorted(cur.fetchall()):
+            out.gauge(
+                "latam_quality_rows_held_back",
+                "Curated rows held back from publication by a row rule (quality.rejects).",
+                count,
+                table=table,
+                rule=rule,
+            )
+        cur.execute(
+            """SELECT table_name, sum(audited_rows), sum(held_rows),
+                      count(*) FILTER (WHERE blocked), count(*)
+               FROM quality.audit_batch
+               WHERE audited_at >= now() - make_interval(secs => %s)
+               GROUP BY table_name ORDER BY table_name""",
+            (AUDIT_WINDOW_SECONDS,),
+        )
+        for table, audited, held, blocked, batches in cur.fetchall():
+            pct = 100.0 * float(held) / float(audited) if audited else 0.0
+            out.gauge(
+                "latam_quality_audit_reject_pct",
+                "Share of the rows audited over the last 15 min that row rules held back (%).",
+                pct,
+                table=table,
+            )
+            out.gauge(
+                "latam_quality_audit_blocked_batches",
+                "Batches refused over the last 15 min (a table rule failed or the reject share "
+                "passed LATAM_QUALITY_REJECT_MAX_PCT): nothing of them was published.",
+                blocked,
+                table=table,
+            )
+            out.gauge(
+                "latam_quality_audit_batches",
+                "Batches audited over the last 15 min.",
+                batches,
+                table=table,
+            )
+        out.gauge(
+            "latam_quality_reject_max_pct",
+            "LATAM_QUALITY_REJECT_MAX_PCT: the reject share above which a batch is refused (%).",
+            get_quality_settings().reject_max_pct,
+        )
 
     def _freshness(self, out: Families, now: float) -> None:
         states = {raw.table: raw.state for raw in self._raw} | self._curated

@@ -32,6 +32,7 @@ from latam_dagster.quality.settings import get_quality_settings
 
 Cursor = psycopg2.extensions.cursor
 QUERY_EXPECTATION = "UnexpectedRowsExpectation"
+REFERENCE_EXPECTATION = "ExpectColumnValuesToBeInReferenceTable"
 UNIQUENESS = ("ExpectColumnValuesToBeUnique", "ExpectCompoundColumnsToBeUnique")
 REJECT_SHARE_CHECK = "reject_share"
 BATCH = "audit_batch_rows"
@@ -122,6 +123,14 @@ def _row_condition(expect: Expect, table: AuditedTable) -> str | None:
         return f"s.{table.key} IN (SELECT q.{table.key} FROM ({query}) AS q)"
     if expect.kind in UNIQUENESS:
         return None
+    if expect.kind == REFERENCE_EXPECTATION:
+        # one index lookup per row: NOT IN would hash the whole reference table every batch
+        kw = expect.kwargs
+        col = f"s.{kw['column']}"
+        return (
+            f"{col} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {kw['reference_table']} AS ref "
+            f"WHERE ref.{kw['reference_column']} = {col})"
+        )
     condition = rejected_condition(expect, Relation(table.staging), dict(expect.kwargs))
     if condition is None:
         raise ValueError(f"{table.name}: the audit cannot compile {expect.label()}")

@@ -3,7 +3,8 @@
 Read from `quality.*` only, so it works without GX and shows what the last runs found, wherever
 they ran. Failing blocking checks come first, then warnings, then the checks that passed. Above
 them, the flight dates that wait outside the mart partitions (read from `curated` and `marts`),
-since no check and no run ever covers those.
+since no check and no run ever covers those, and the rows the audit of the curated micro-batches
+holds back, per table and rule.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from latam_dagster.db import connection
 from latam_dagster.quality import history
 from latam_dagster.quality.outcome import jsonable
 from latam_dagster.settings import get_settings
@@ -39,11 +41,45 @@ def build_report(
         },
         "checks": checks,
         "marts_outside_partitions": _outside_partitions(url, partition_start),
+        "held_back": held_back(url),
     }
     if data_docs_dir:
         index = Path(data_docs_dir) / "index.html"
         report["data_docs_index"] = str(index) if index.exists() else None
     return report
+
+
+def held_back(url: str) -> dict[str, Any]:
+    """Rows the audit holds back per table and rule, and its batches of the last 24 hours."""
+    with connection(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            """SELECT table_name, rule, count(*), min(first_seen)
+               FROM quality.rejects GROUP BY 1, 2 ORDER BY 1, 2"""
+        )
+        by_rule = [
+            {"table": t, "rule": r, "rows": int(n), "oldest_first_seen": jsonable(first)}
+            for t, r, n, first in cur.fetchall()
+        ]
+        cur.execute(
+            """SELECT table_name, count(*), coalesce(sum(audited_rows), 0),
+                      coalesce(sum(held_rows), 0), count(*) FILTER (WHERE blocked),
+                      (array_agg(reason ORDER BY audited_at DESC) FILTER (WHERE blocked))[1]
+               FROM quality.audit_batch WHERE audited_at >= now() - interval '24 hours'
+               GROUP BY 1 ORDER BY 1"""
+        )
+        batches = [
+            {
+                "table": t,
+                "batches": int(b),
+                "rows_audited": int(a),
+                "rows_held": int(h),
+                "reject_pct": round(100.0 * int(h) / int(a), 3) if a else 0.0,
+                "blocked": int(k),
+                "last_blocked_reason": reason,
+            }
+            for t, b, a, h, k, reason in cur.fetchall()
+        ]
+    return {"rows": sum(r["rows"] for r in by_rule), "by_rule": by_rule, "batches_24h": batches}
 
 
 def _outside_partitions(url: str, partition_start: str | None) -> dict[str, Any]:
@@ -78,6 +114,26 @@ def _check(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _held_back_lines(held: dict[str, Any]) -> list[str]:
+    """Held-back rows per table and rule, and any batch the audit refused."""
+    lines = [
+        "",
+        f"Held back by the audit: {held.get('rows', 0)} row(s)"
+        + ("  (`latam quality rejects` lists them)" if held.get("rows") else ""),
+    ]
+    for r in held.get("by_rule", []):
+        lines.append(f"  {r['table']}  {r['rule']}  {r['rows']}  since {r['oldest_first_seen']}")
+    for b in held.get("batches_24h", []):
+        line = (
+            f"  last 24 h, {b['table']}: {b['batches']} batch(es), {b['rows_held']} of "
+            f"{b['rows_audited']} row(s) held back ({b['reject_pct']:g}%)"
+        )
+        if b["blocked"]:
+            line += f", {b['blocked']} REFUSED: {b['last_blocked_reason']}"
+        lines.append(line)
+    return lines
+
+
 def _status(check: dict[str, Any]) -> str:
     if check["success"]:
         return "ok"
@@ -103,6 +159,7 @@ def render_text(report: dict[str, Any]) -> str:
     outside = (report.get("marts_outside_partitions") or {}).get("messages") or []
     if outside:
         lines += ["", *(f"Marts: {m}" for m in outside)]
+    lines += _held_back_lines(report.get("held_back") or {})
     if not report["checks"]:
         lines.append("No validation recorded yet: run the pipeline (or `latam quality validate`).")
         return "\n".join(lines)
