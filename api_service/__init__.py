@@ -20,7 +20,8 @@ Read-only access to the LATAM airline data platform: curated flights and their p
 flight status histories, daily route and airport marts, aircraft positions and data-quality results.
 
 Every `/api/v1` and `/quality` request needs `Authorization: Bearer <key>`; keys come from
-`latam api-key create --name NAME`. Lists answer `{"data": [...], "next_cursor": ...}`: pass
+`latam api-key create --name NAME`. In a browser, `/quality/login` exchanges a key with the
+`quality:read` scope for a session cookie that opens the quality report and Data Docs. Lists answer `{"data": [...], "next_cursor": ...}`: pass
 `next_cursor` back as `cursor` for the next page (`limit` 1..1000, default 100). `?format=csv` or
 `Accept: text/csv` answers CSV (the cursor is then in the `X-Next-Cursor` header). Responses carry
 an ETag; send it back in `If-None-Match` to get a 304 while nothing changed. Timestamps are
@@ -30,7 +31,8 @@ RFC 3339 in UTC. Errors are `application/problem+json`.
 
 def create_app(config: ApiConfig | None = None) -> APIFlask:
     """Build the API for `config` (default: from the environment)."""
-    from api_service import aircraft, airports, flights, health, quality, routes
+    from api_service import aircraft, airports, flights, health, quality, quality_site, routes
+    from api_service.browser_session import init_browser_sessions
     from api_service.caching import init_caching
     from api_service.errors import register_error_handlers
     from api_service.metrics import init_metrics
@@ -61,4 +63,6 @@ def create_app(config: ApiConfig | None = None) -> APIFlask:
     for module in (health, flights, routes, airports, aircraft, quality):
         app.register_blueprint(module.bp)
     app.register_blueprint(quality.docs_bp)
+    app.register_blueprint(quality_site.bp)
+    init_browser_sessions(app, config)
     return app

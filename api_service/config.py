@@ -8,6 +8,7 @@ setting serves the pipeline and the API locally; production sets LATAM_API_DATAB
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, replace
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -15,6 +16,9 @@ from latam_dagster.quality.settings import get_quality_settings
 from latam_dagster.settings import get_settings, libpq_url
 
 READ_ONLY_ROLE = "latam_api_reader"
+# Signs browser sessions when LATAM_API_SESSION_SECRET is unset. Made once per process at import:
+# the gunicorn master imports this module before it forks, so all its workers share it.
+GENERATED_SESSION_SECRET = secrets.token_urlsafe(32)
 
 
 def _env(name: str, default: str) -> str:
@@ -58,6 +62,9 @@ class ApiConfig:
     """LATAM_API_STATEMENT_TIMEOUT_MS: longest query the API lets run."""
     data_docs_dir: str
     """LATAM_QUALITY_DOCS_DIR (the quality layer's setting): Data Docs site served at /quality/docs/."""
+    session_secret: str = ""
+    """LATAM_API_SESSION_SECRET: key that signs the quality report's browser sessions (same on
+    every replica); unset, a random one per API process, so sessions end when it restarts."""
     testing: bool = False
 
 
@@ -77,5 +84,6 @@ def get_api_config(**overrides: object) -> ApiConfig:
         key_cache_seconds=float(_env("LATAM_API_KEY_CACHE_SECONDS", "5")),
         statement_timeout_ms=int(_env("LATAM_API_STATEMENT_TIMEOUT_MS", "5000")),
         data_docs_dir=get_quality_settings().data_docs_dir,
+        session_secret=_env("LATAM_API_SESSION_SECRET", ""),
     )
     return replace(config, **overrides) if overrides else config  # type: ignore[arg-type]

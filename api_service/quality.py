@@ -1,23 +1,32 @@
-"""`/api/v1/quality` (latest result of every check, and history) and the Data Docs site."""
+"""`/api/v1/quality` (latest result of every check, and history) and the Data Docs site.
+
+The Data Docs site takes a bearer key or the quality report's browser session
+(`api_service.browser_session`); its HTML and CSS are served with every CDN reference rewritten
+to a local copy (`api_service.datadocs`), so a page never loads anything from another host.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from apiflask import APIBlueprint, abort
-from flask import Response, send_from_directory
+from flask import Response, send_from_directory, url_for
 from marshmallow import RAISE
+from werkzeug.security import safe_join
 
 from api_service import queries
+from api_service.browser_session import reader_required
 from api_service.context import fetch_page, protect, services
+from api_service.datadocs import GX_LOGO_FILE, Rewriter
 from api_service.pagination import as_datetime, as_int, as_text
+from api_service.quality_site import DOCS_CSP, security_headers
 from api_service.schemas import QualityHistoryQuery, QualityQuery, QualityResult, envelope
 
 bp = APIBlueprint("quality", __name__, url_prefix="/api/v1/quality", tag="Quality")
 protect(bp, "quality:read")
 
 docs_bp = APIBlueprint("quality_docs", __name__, url_prefix="/quality", enable_openapi=False)
-protect(docs_bp, "quality:read")
+docs_bp.before_request(reader_required())
 
 
 @bp.get("")
@@ -73,4 +82,19 @@ def data_docs(filename: str) -> Response:
     root = Path(services().config.data_docs_dir)
     if not root.is_dir():
         abort(404, "no Data Docs have been built yet; run the pipeline's quality checks")
-    return send_from_directory(root, filename)
+    suffix = Path(filename).suffix.lower()
+    if suffix not in (".html", ".htm", ".css"):
+        return security_headers(send_from_directory(root, filename))
+    path = safe_join(str(root), filename)
+    if path is None or not Path(path).is_file():
+        abort(404)
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    rewriter = Rewriter(
+        lambda library, name: url_for("quality_site.asset", library=library, filename=name),
+        url_for("quality_docs.data_docs", filename=GX_LOGO_FILE),
+    )
+    if suffix == ".css":
+        return security_headers(Response(rewriter.css(text), mimetype="text/css"))
+    response = Response(rewriter.html(text), mimetype="text/html")
+    response.headers["Content-Security-Policy"] = DOCS_CSP
+    return security_headers(response)

@@ -159,7 +159,8 @@ def render_text(report: dict[str, Any]) -> str:
     outside = (report.get("marts_outside_partitions") or {}).get("messages") or []
     if outside:
         lines += ["", *(f"Marts: {m}" for m in outside)]
-    lines += _held_back_lines(report.get("held_back") or {})
+    if "held_back" in report:
+        lines += _held_back_lines(report["held_back"])
     if not report["checks"]:
         lines.append("No validation recorded yet: run the pipeline (or `latam quality validate`).")
         return "\n".join(lines)

@@ -8,9 +8,11 @@ from datetime import date
 
 import pytest
 
+from latam_dagster.assets.curated import curated_assets
 from latam_dagster.checks.asset_checks import asset_checks, run_scope
 from latam_dagster.checks.spec import Expect, Scope, gxe
 from latam_dagster.checks.suites import all_suites, fact_flight, route_daily_performance
+from latam_dagster.transform.curated import TABLES
 
 CRITICAL = {
     # the rules the platform promises are blocking, by table
@@ -50,24 +52,43 @@ def test_every_expectation_is_a_valid_gx_expectation():
 
 
 def test_checks_cover_every_rule_with_the_promised_severity():
-    specs = {
+    gx_specs = {
         (s.asset_key.to_user_string(), s.name): s
         for checks in asset_checks
         for s in checks.check_specs
     }
-    expected = {(s.asset_key_str, r.name): r for s in all_suites() for r in s.rules}
-    assert set(specs) == set(expected)
-    for key, spec in specs.items():
-        assert spec.blocking == expected[key].blocking
+    audit_specs = {
+        (s.asset_key.to_user_string(), s.name): s for a in curated_assets for s in a.check_specs
+    }
+    audited = {t.audit.suite.name for t in TABLES.values() if t.audit}
+    rules = {(s.asset_key_str, r.name): r for s in all_suites() for r in s.rules}
+    expected_gx = {k for s in all_suites() if s.name not in audited for k in _keys(s)}
+    expected_gx |= {(s.asset_key_str, "gx_suite") for s in all_suites() if s.name in audited}
+    expected_audit = {k for s in all_suites() if s.name in audited for k in _keys(s)}
+    expected_audit |= {(s.asset_key_str, "reject_share") for s in all_suites() if s.name in audited}
+    assert set(gx_specs) == expected_gx
+    assert set(audit_specs) == expected_audit
+    for key, spec in gx_specs.items():
+        # GX on a whole table: a failing blocking rule (or suite) stops what is downstream
+        assert spec.blocking == (rules[key].blocking if key in rules else True)
         assert spec.description
-    blocking = {}
-    for (asset, name), spec in specs.items():
-        if spec.blocking:
-            blocking.setdefault(asset, set()).add(name)
+    for key, spec in audit_specs.items():
+        # the audit: only table rules and the reject share stop the batch; row rules hold rows
+        rule = rules.get(key)
+        assert spec.blocking == (rule is None or (rule.blocking and rule.level == "table"))
+        assert spec.description
     for asset, names in CRITICAL.items():
-        assert names <= blocking[asset], asset
-    quarantine = [k for k in specs if k[1] == "quarantine_rate"]
-    assert len(quarantine) == 3 and not any(specs[k].blocking for k in quarantine)
+        for name in names:
+            assert rules[(asset, name)].blocking, (asset, name)
+    for asset in ("curated/fact_flight", "curated/flight_passenger_load"):
+        keys = {n for a, n in rules if a == asset and n.endswith("_keys_unique")}
+        assert keys and all(rules[(asset, n)].level == "table" for n in keys)
+    quarantine = [k for k in gx_specs if k[1] == "quarantine_rate"]
+    assert len(quarantine) == 3 and not any(gx_specs[k].blocking for k in quarantine)
+
+
+def _keys(suite) -> set[tuple[str, str]]:
+    return {(suite.asset_key_str, r.name) for r in suite.rules}
 
 
 def test_checks_wait_for_the_tables_they_compare_with():
