@@ -20,7 +20,14 @@ from api_service.context import fetch_page, protect, services
 from api_service.datadocs import GX_LOGO_FILE, Rewriter
 from api_service.pagination import as_datetime, as_int, as_text
 from api_service.quality_site import DOCS_CSP, security_headers
-from api_service.schemas import QualityHistoryQuery, QualityQuery, QualityResult, envelope
+from api_service.schemas import (
+    QualityHistoryQuery,
+    QualityQuery,
+    QualityResult,
+    RejectCount,
+    RejectsQuery,
+    envelope,
+)
 
 bp = APIBlueprint("quality", __name__, url_prefix="/api/v1/quality", tag="Quality")
 protect(bp, "quality:read")
@@ -47,6 +54,27 @@ def latest_results(args: dict) -> Response:
         lambda row: (row["asset_key"], row["check_name"]),
         (as_text, as_text),
         queries.QUALITY_COLUMNS,
+    )
+
+
+@bp.get("/rejects")
+@bp.input(RejectsQuery, location="query", arg_name="args", unknown=RAISE)
+@bp.output(envelope(RejectCount, many=True))
+@bp.doc(responses=[400, 401, 403])
+def reject_counts(args: dict) -> Response:
+    """Count the rows held back per table and rule
+
+    Every curated micro-batch is audited before it is published: rows failing a row rule are held
+    back (not served anywhere) until they pass. One row per table and rule with the number of rows
+    held back now and how long the oldest has waited. Ordered by table then rule.
+    """
+    return fetch_page(
+        "quality_rejects",
+        lambda after, limit: queries.quality_rejects(args, after, limit),
+        args,
+        lambda row: (row["table_name"], row["rule"]),
+        (as_text, as_text),
+        queries.REJECT_COLUMNS,
     )
 
 

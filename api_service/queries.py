@@ -232,3 +232,24 @@ def quality_history(args: dict[str, Any], after: tuple | None, limit: int) -> Qu
         "ORDER BY evaluated_at DESC, evaluation_id DESC LIMIT %(limit)s"
     )
     return sql, params
+
+
+REJECT_COLUMNS = ("table_name", "rule", "rows", "oldest_first_seen", "newest_last_seen")
+
+
+def quality_rejects(args: dict[str, Any], after: tuple | None, limit: int) -> Query:
+    """Rows the audit holds back, counted per table and rule (quality.rejects)."""
+    conditions: list[str] = []
+    params: dict[str, Any] = {"limit": limit + 1}
+    if args.get("table") is not None:
+        conditions.append("table_name = %(table)s")
+        params["table"] = args["table"]
+    if after is not None:
+        conditions.append("(table_name, rule) > (%(after_table)s, %(after_rule)s)")
+        params["after_table"], params["after_rule"] = after
+    sql = (
+        "SELECT table_name, rule, count(*) AS rows, min(first_seen) AS oldest_first_seen, "
+        f"max(last_seen) AS newest_last_seen FROM quality.rejects {_where(conditions)} "
+        "GROUP BY table_name, rule ORDER BY table_name, rule LIMIT %(limit)s"
+    )
+    return sql, params

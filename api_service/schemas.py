@@ -29,6 +29,7 @@ FLIGHT_KEY = r"^[A-Z0-9]{2}[0-9]{1,4}-[0-9]{4}-[0-9]{2}-[0-9]{2}-[A-Z]{3}$"
 TAIL_NUMBER = r"^[A-Z0-9][A-Z0-9-]{0,15}$"
 CHECK_NAME = r"^[A-Za-z0-9_]{1,200}$"
 ASSET_KEY = r"^[A-Za-z0-9_]{1,100}(/[A-Za-z0-9_]{1,100}){0,4}$"
+TABLE_NAME = r"^[a-z_]{1,63}\.[a-z_]{1,63}$"
 CURSOR = r"^[A-Za-z0-9_-]{1,400}\.[A-Za-z0-9_-]{16}$"
 
 
@@ -111,6 +112,13 @@ class QualityHistoryQuery(QualityQuery):
     check = String(
         validate=Regexp(CHECK_NAME, error="is not a check name"),
         metadata={"description": "only this check (check_name as in /api/v1/quality)"},
+    )
+
+
+class RejectsQuery(PageMixin):
+    table = String(
+        validate=Regexp(TABLE_NAME, error="is not a table name like curated.fact_flight"),
+        metadata={"description": "only rows held back from this table, e.g. curated.fact_flight"},
     )
 
 
@@ -289,4 +297,16 @@ class QualityResult(Schema):
     failing_sample = Raw(required=True, metadata={"description": "failing rows, by key"})
     unexpected_index_query = String(
         allow_none=True, metadata={"description": "SQL returning every failing row"}
+    )
+
+
+class RejectCount(Schema):
+    table_name = String(required=True, metadata={"example": "curated.fact_flight"})
+    rule = String(required=True, metadata={"example": "flight_airports_known"})
+    rows = Integer(required=True, metadata={"description": "rows held back by this rule now"})
+    oldest_first_seen = DateTime(
+        required=True, metadata={"description": "when the longest-waiting row was first held"}
+    )
+    newest_last_seen = DateTime(
+        required=True, metadata={"description": "when a row was last audited and still failed"}
     )

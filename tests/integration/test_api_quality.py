@@ -64,3 +64,47 @@ def test_data_docs_site_is_served_behind_a_key(client, anon_client):
     assert anon_client.get("/quality/docs/").status_code == 401
     assert client.get("/quality/docs/no-such-page.html").status_code == 404
     assert client.get("/quality/docs/%2e%2e/%2e%2e/etc/passwd").status_code == 404
+
+
+REJECTS = [
+    ("curated.fact_flight", "LA9101-2026-11-27-QQQ", "flight_airports_known"),
+    ("curated.fact_flight", "LA9102-2026-11-27-QQQ", "flight_airports_known"),
+    ("curated.fact_flight", "LA9102-2026-11-27-QQQ", "flight_schedule_ordered"),
+    ("curated.flight_passenger_load", "LA9103-2026-11-27-SCL", "load_factor_plausible"),
+]
+
+
+@pytest.fixture
+def held_back(api_warehouse):
+    """A few held-back rows in quality.rejects, removed afterwards (the data is shared)."""
+    url = api_warehouse.owner_url
+    for table, key, rule in REJECTS:
+        rows(
+            url,
+            """INSERT INTO quality.rejects (table_name, row_key, rule, observed, first_seen)
+               VALUES (%s, %s, %s, '{}'::jsonb, now() - interval '2 hours')
+               RETURNING row_key""",
+            (table, key, rule),
+        )
+    yield url
+    rows(url, "DELETE FROM quality.rejects WHERE row_key LIKE 'LA910%%' RETURNING row_key")
+
+
+def test_reject_counts_per_table_and_rule(client, held_back):
+    got, pages = walk(client, "/api/v1/quality/rejects", limit=2)
+    assert pages == 2
+    assert [(r["table_name"], r["rule"], r["rows"]) for r in got] == [
+        ("curated.fact_flight", "flight_airports_known", 2),
+        ("curated.fact_flight", "flight_schedule_ordered", 1),
+        ("curated.flight_passenger_load", "load_factor_plausible", 1),
+    ]
+    assert all(r["oldest_first_seen"] < r["newest_last_seen"] for r in got)
+    body = client.get("/api/v1/quality/rejects?table=curated.flight_passenger_load").get_json()
+    assert [r["rule"] for r in body["data"]] == ["load_factor_plausible"]
+
+
+@pytest.mark.parametrize("bad", ["fact_flight", "curated.fact_flight;drop", "CURATED.X", "a" * 200])
+def test_reject_counts_refuse_a_bad_table_name(client, bad):
+    response = client.get("/api/v1/quality/rejects", query_string={"table": bad})
+    assert response.status_code == 400
+    assert "table" in response.get_data(as_text=True)
