@@ -1,7 +1,8 @@
 """A plain pandas reference of the curated and mart semantics, written from the contract's semantics (docs/transformations.md).
 
-It deliberately shares no code with the SQL path: the correctness tests feed the same events to
-both and require equal results. It is meant to be obviously right, not fast (thousands of events).
+It deliberately shares no code with the SQL path (only the limits of `checks/suites.py`): the
+correctness tests feed the same events to both and require equal results. It is meant to be
+obviously right, not fast (thousands of events).
 
 - Duplicates: one event per message_id (the first delivered), like the raw layer.
 - Order: events sort by event_time, then message_id (compared as canonical lowercase UUID text,
@@ -9,6 +10,12 @@ both and require equal results. It is meant to be obviously right, not fast (tho
 - Flights: each field is the latest non-null value (`GroupBy.last` skips nulls); status is the
   latest event's. Delays are exact minutes rounded half away from zero to 2 decimals.
 - Passengers count by their latest action on the flight.
+- Write-audit-publish: the computed frames are what `staging.*` holds. Each row rule of an audited
+  table is evaluated here on its own, with Great Expectations' semantics (a missing value passes a
+  value check; a pair with a missing value passes); rows breaking a rule that holds back are left
+  out of the published frames (`curated.*`) and listed in `rejects`. The marts read the published
+  frames only: a held-back flight is absent, a held-back load leaves its flight counted without
+  its passengers or load factor.
 """
 
 from __future__ import annotations
@@ -16,13 +23,29 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 import airportsdata
 import numpy as np
 import pandas as pd
+
+from latam_dagster.checks.suites import (
+    AIRPORT_CODE,
+    ALTITUDE_MAX_FT,
+    ALTITUDE_MIN_FT,
+    CARRIER_CODE,
+    DELAY_MAX,
+    DELAY_MIN,
+    FLIGHT_STATUSES,
+    MAX_DISTANCE_KM,
+    MAX_GROUND_SPEED_KT,
+    MAX_LOAD_FACTOR,
+    MAX_SEATS,
+)
 
 EARTH_RADIUS_KM = 6371.0088
 FLIGHT_FIELDS = (
@@ -103,7 +126,14 @@ def _none(value):
         return value
 
 
-def fact_flight(events: list[dict]) -> pd.DataFrame:
+def iata_airports() -> dict[str, dict]:
+    """Every airport `load_dim_airport` loads into curated.dim_airport, by IATA code."""
+    return airportsdata.load("IATA")
+
+
+def fact_flight(events: list[dict], airports: Mapping[str, dict] | None = None) -> pd.DataFrame:
+    """The computed flights; `airports` is curated.dim_airport (default: every IATA airport)."""
+    airports = iata_airports() if airports is None else airports
     flights = _events_frame(events, "flight_status")
     if flights.empty:
         return pd.DataFrame()
@@ -117,7 +147,6 @@ def fact_flight(events: list[dict]) -> pd.DataFrame:
     latest = grouped[["carrier", "flight_number", "flight_date", "origin", "status"]].nth(-1)
     latest = latest.set_index(flights.loc[latest.index, "flight_key"])
     times_of = grouped["event_time"].agg(["min", "max", "size"])
-    airports = airportsdata.load("IATA")
     rows = []
     for key, known in latest_known.iterrows():
         last = latest.loc[key]
@@ -213,7 +242,7 @@ def _mean(values: list[Decimal], places: int) -> Decimal | None:
 
 
 def route_daily_performance(flights: pd.DataFrame, loads: pd.DataFrame) -> pd.DataFrame:
-    load_of = {r["flight_key"]: r for r in loads.to_dict("records")}
+    load_of = {r["flight_key"]: r for r in loads.to_dict("records")} if not loads.empty else {}
     groups: dict[tuple, list[dict]] = {}
     for f in flights.to_dict("records"):
         key = (f["flight_date"], f["carrier"], f["origin"], f["destination"])
@@ -223,7 +252,8 @@ def route_daily_performance(flights: pd.DataFrame, loads: pd.DataFrame) -> pd.Da
         arrived = [f for f in g if f["arrived"]]
         arr_delays = [f["arr_delay_min"] for f in arrived if f["arr_delay_min"] is not None]
         on_time = sum(1 for f in g if f["on_time"] is True)
-        loads_g = [load_of[f["flight_key"]] for f in g]
+        # a flight whose load is held back counts, without its passengers or load factor
+        loads_g = [load_of[f["flight_key"]] for f in g if f["flight_key"] in load_of]
         p90 = np.percentile([float(d) for d in arr_delays], 90) if arr_delays else None
         rows.append(
             {
@@ -298,27 +328,214 @@ def aircraft_position_latest(events: list[dict]) -> pd.DataFrame:
     return out.reset_index()
 
 
+# -- write-audit-publish: the row rules, evaluated in pandas ------------------------------------
+
+FACT_FLIGHT = "curated.fact_flight"
+PASSENGER_LOAD = "curated.flight_passenger_load"
+POSITION_LATEST = "curated.aircraft_position_latest"
+ROW_RULES: dict[str, dict[str, bool]] = {
+    FACT_FLIGHT: {
+        "flight_codes_valid": True,
+        "flight_airports_known": True,
+        "flight_schedule_ordered": True,
+        "flight_delays_plausible": True,
+        "flight_seat_capacity_valid": True,
+        "flight_route_plausible": False,
+    },
+    PASSENGER_LOAD: {
+        "load_counts_valid": True,
+        "load_factor_plausible": True,
+        "load_flight_known": False,
+    },
+    POSITION_LATEST: {
+        "position_coordinates_in_range": True,
+        "position_motion_plausible": False,
+    },
+}
+"""The row rules of each audited table, and whether a row breaking one is held back."""
+KEYS = {FACT_FLIGHT: "flight_key", PASSENGER_LOAD: "flight_key", POSITION_LATEST: "tail_number"}
+
+
+def _breaks(values: pd.Series, test: Callable[[object], bool]) -> pd.Series:
+    """Rows whose value fails `test`; a missing value passes, as in GX's column map checks."""
+    out = [v is not None and bool(test(v)) for v in map(_none, values)]
+    return pd.Series(out, index=values.index, dtype=bool)
+
+
+def outside(values: pd.Series, low, high, strict_max: bool = False) -> pd.Series:
+    """ExpectColumnValuesToBeBetween: a bound of None is open."""
+
+    def bad(v) -> bool:
+        too_high = high is not None and (v >= high if strict_max else v > high)
+        return (low is not None and v < low) or too_high
+
+    return _breaks(values, bad)
+
+
+def mismatches(values: pd.Series, regex: str) -> pd.Series:
+    """ExpectColumnValuesToMatchRegex as Postgres reads the pattern: its `$` ends the text only,
+    where Python's also matches before a final newline."""
+    pattern = re.compile(regex[:-1] + r"\Z" if regex.endswith("$") else regex)
+    return _breaks(values, lambda v: pattern.search(v) is None)
+
+
+def not_in(values: pd.Series, allowed: Collection) -> pd.Series:
+    """ExpectColumnValuesToBeInSet / ...InReferenceTable."""
+    allowed = set(allowed)
+    return _breaks(values, lambda v: v not in allowed)
+
+
+def not_greater(a: pd.Series, b: pd.Series, or_equal: bool = False) -> pd.Series:
+    """ExpectColumnPairValuesAToBeGreaterThanB: a pair with a missing value passes (skipped with
+    ignore_row_if="either_value_is_missing"; otherwise SQL's comparison is unknown, not false)."""
+    out = []
+    for x, y in zip(map(_none, a), map(_none, b), strict=True):
+        out.append(x is not None and y is not None and not (x >= y if or_equal else x > y))
+    return pd.Series(out, index=a.index, dtype=bool)
+
+
+def fact_flight_breaks(f: pd.DataFrame, airports: Collection[str]) -> dict[str, pd.Series]:
+    """Rows of computed flights breaking each row rule; `airports`: curated.dim_airport's codes."""
+    return {
+        "flight_codes_valid": mismatches(f["carrier"], CARRIER_CODE)
+        | outside(f["flight_number"], 1, 9999)
+        | mismatches(f["origin"], AIRPORT_CODE)
+        | mismatches(f["destination"], AIRPORT_CODE)
+        | not_in(f["status"], FLIGHT_STATUSES),
+        "flight_airports_known": not_in(f["origin"], airports) | not_in(f["destination"], airports),
+        "flight_schedule_ordered": not_greater(f["scheduled_arrival"], f["scheduled_departure"])
+        | not_greater(f["actual_arrival"], f["actual_departure"]),
+        "flight_delays_plausible": outside(f["dep_delay_min"], DELAY_MIN, DELAY_MAX)
+        | outside(f["arr_delay_min"], DELAY_MIN, DELAY_MAX),
+        "flight_seat_capacity_valid": outside(f["seat_capacity"], 0, MAX_SEATS),
+        "flight_route_plausible": (f["origin"] == f["destination"]).astype(bool)
+        | outside(f["distance_km"], 0, MAX_DISTANCE_KM),
+    }
+
+
+def flight_passenger_load_breaks(
+    loads: pd.DataFrame, flight_keys: Collection[str]
+) -> dict[str, pd.Series]:
+    """Rows of computed loads breaking each row rule; `flight_keys`: the computed flights'."""
+    return {
+        "load_counts_valid": outside(loads["passengers_booked"], 0, None)
+        | outside(loads["passengers_cancelled"], 0, None)
+        | not_greater(loads["passengers_booked"], loads["passengers_checked_in"], or_equal=True)
+        | not_greater(loads["passengers_checked_in"], loads["passengers_boarded"], or_equal=True)
+        | outside(loads["passengers_boarded"], 0, None),
+        "load_factor_plausible": outside(loads["load_factor"], 0, MAX_LOAD_FACTOR)
+        | outside(loads["seat_capacity"], 0, MAX_SEATS),
+        "load_flight_known": not_in(loads["flight_key"], flight_keys),
+    }
+
+
+def aircraft_position_latest_breaks(p: pd.DataFrame) -> dict[str, pd.Series]:
+    """Rows of computed latest positions breaking each row rule."""
+    return {
+        "position_coordinates_in_range": outside(p["latitude"], -90, 90)
+        | outside(p["longitude"], -180, 180)
+        | outside(p["heading_deg"], 0, 360, strict_max=True),
+        "position_motion_plausible": outside(p["ground_speed_kt"], 0, MAX_GROUND_SPEED_KT)
+        | outside(p["altitude_ft"], ALTITUDE_MIN_FT, ALTITUDE_MAX_FT),
+    }
+
+
+@dataclass
+class Audit:
+    """The reference's verdict on one computed table: what is published, what is held back.
+
+    `rejects` and `warnings` hold (table, key, rule): rows breaking a rule that holds back, and
+    rows breaking a non-blocking row rule (published all the same).
+    """
+
+    published: pd.DataFrame
+    rejects: set[tuple[str, str, str]] = field(default_factory=set)
+    warnings: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+def audit(table: str, frame: pd.DataFrame, breaks: Callable[[pd.DataFrame], dict]) -> Audit:
+    """Apply the table's row rules to a computed frame (or to a table read from staging)."""
+    if frame.empty:
+        return Audit(frame)
+    found = breaks(frame)
+    assert set(found) == set(ROW_RULES[table]), f"{table}: rules {sorted(found)}"
+    held = pd.Series(False, index=frame.index)
+    result = Audit(frame)
+    for rule, mask in found.items():
+        keys = {(table, str(k), rule) for k in frame.loc[mask, KEYS[table]]}
+        if ROW_RULES[table][rule]:
+            held |= mask
+            result.rejects |= keys
+        else:
+            result.warnings |= keys
+    result.published = frame[~held].reset_index(drop=True)
+    return result
+
+
+def audit_fact_flight(flights: pd.DataFrame, airports: Collection[str]) -> Audit:
+    return audit(FACT_FLIGHT, flights, lambda f: fact_flight_breaks(f, airports))
+
+
+def audit_flight_passenger_load(loads: pd.DataFrame, flight_keys: Collection[str]) -> Audit:
+    return audit(PASSENGER_LOAD, loads, lambda f: flight_passenger_load_breaks(f, flight_keys))
+
+
+def audit_aircraft_position_latest(positions: pd.DataFrame) -> Audit:
+    return audit(POSITION_LATEST, positions, aircraft_position_latest_breaks)
+
+
 @dataclass
 class Reference:
-    """Every table the reference computes, from one list of events."""
+    """Every table the reference computes, from one list of events.
+
+    `fact_flight`, `flight_passenger_load` and `aircraft_position_latest` are the computed rows
+    (staging.*); `published_*` the rows that pass their row rules (curated.*); `rejects` the rows
+    held back, as (table, key, rule). The marts are computed from the published frames.
+    """
 
     fact_flight: pd.DataFrame
     flight_passenger: pd.DataFrame
     flight_passenger_load: pd.DataFrame
+    aircraft_position_latest: pd.DataFrame
+    published_fact_flight: pd.DataFrame
+    published_flight_passenger_load: pd.DataFrame
+    published_aircraft_position_latest: pd.DataFrame
+    rejects: set[tuple[str, str, str]]
+    warnings: set[tuple[str, str, str]]
     route_daily_performance: pd.DataFrame
     airport_daily_traffic: pd.DataFrame
-    aircraft_position_latest: pd.DataFrame
+
+    def held(self, table: str, rule: str | None = None) -> set[str]:
+        """Keys of `table` held back (by `rule`, or by any)."""
+        return {k for t, k, r in self.rejects if t == table and rule in (None, r)}
 
 
-def compute(events: list[dict], secret: str) -> Reference:
-    flights = fact_flight(events)
+def compute(
+    events: list[dict], secret: str, airports: Mapping[str, dict] | None = None
+) -> Reference:
+    """`airports` is what curated.dim_airport holds (default: every IATA airport; {} when empty)."""
+    airports = iata_airports() if airports is None else airports
+    flights = fact_flight(events, airports)
     pax = flight_passenger(events, secret)
     loads = flight_passenger_load(flights, pax)
+    positions = aircraft_position_latest(events)
+    flight_keys = set() if flights.empty else set(flights["flight_key"])
+    audits = [
+        audit_fact_flight(flights, set(airports)),
+        audit_flight_passenger_load(loads, flight_keys),
+        audit_aircraft_position_latest(positions),
+    ]
+    published_flights, published_loads, published_positions = (a.published for a in audits)
     return Reference(
         fact_flight=flights,
         flight_passenger=pax,
         flight_passenger_load=loads,
-        route_daily_performance=route_daily_performance(flights, loads),
-        airport_daily_traffic=airport_daily_traffic(flights),
-        aircraft_position_latest=aircraft_position_latest(events),
+        aircraft_position_latest=positions,
+        published_fact_flight=published_flights,
+        published_flight_passenger_load=published_loads,
+        published_aircraft_position_latest=published_positions,
+        rejects=set().union(*(a.rejects for a in audits)),
+        warnings=set().union(*(a.warnings for a in audits)),
+        route_daily_performance=route_daily_performance(published_flights, published_loads),
+        airport_daily_traffic=airport_daily_traffic(published_flights),
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -22,7 +23,7 @@ from latam_dagster.contracts import InvalidEvent, validate_event
 from latam_dagster.db import connect
 from latam_dagster.ingest.topology import routing_key_for
 from latam_dagster.ingest.writer import RawWriter, Valid
-from latam_dagster.transform.curated import update_all
+from latam_dagster.transform.curated import StepResult, update_all
 from latam_dagster.transform.marts import refresh_pending
 
 AIRPORTS = ("SCL", "LIM", "GRU", "GIG", "BOG", "MDE", "EZE", "UIO", "CUZ", "MVD", "QQQ")
@@ -65,12 +66,19 @@ def _partial(rng: random.Random, fields: dict, keep: float) -> dict:
 
 
 def chaos_events(
-    seed: int, flights: int = 40, today: date | None = None, unknown_airport: bool = True
+    seed: int,
+    flights: int = 40,
+    today: date | None = None,
+    unknown_airport: bool = True,
+    implausible: bool = False,
 ) -> list[dict]:
     """Contract-valid events of `flights` flights over the last days (a few on old dates).
 
     `unknown_airport` sends a few flights to an airport missing from dim_airport: the transforms
-    must cope, and the blocking data-quality check `flight_airports_known` must stop them.
+    must cope, and the audit must hold them back (`flight_airports_known`) from curated and marts.
+    `implausible` also gives a few flights a take-off two days late (held back once that event
+    arrives) and a few a two-seat cabin (their passenger load is held back when three board); the
+    random draws stay those of `implausible=False`, so a seed's other flights do not change.
     """
     rng = random.Random(seed)
     today = today or datetime.now(UTC).date()
@@ -99,6 +107,10 @@ def chaos_events(
         act_arr = max(act_arr, act_dep + timedelta(minutes=30))  # a flight lands after take-off
         tail = rng.choice(tails)
         seats = rng.choice((174, 186, 220, 0, None))
+        if implausible and i % 7 == 2:
+            seats = 2
+        if implausible and i % 11 == 4:
+            act_dep, act_arr = act_dep + timedelta(hours=50), act_arr + timedelta(hours=50)
         final = rng.choice(FINAL)
         statuses = (
             list(LIFECYCLE[: LIFECYCLE.index(final) + 1])
@@ -202,6 +214,33 @@ def create_database(name: str, template: str) -> str:
     return _db_url(name)
 
 
+@contextmanager
+def airports_template(template_db: str) -> Iterator[str]:
+    """A template (its name) with curated.dim_airport loaded: the audit needs known airports."""
+    from latam_dagster.transform.airports import load_dim_airport
+    from tests.conftest import RUN_ID, drop_database
+
+    name = f"latam_tpla_{RUN_ID}_{uuid.uuid4().hex[:6]}"
+    url = create_database(name, template_db)
+    try:
+        load_dim_airport(url)
+        yield name
+    finally:
+        drop_database(name)
+
+
+@contextmanager
+def cloned_database(template: str) -> Iterator[str]:
+    """A fresh database cloned from `template` (its URL), dropped afterwards."""
+    from tests.conftest import RUN_ID, drop_database
+
+    name = f"latam_t_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    try:
+        yield create_database(name, template)
+    finally:
+        drop_database(name)
+
+
 def deliver(events: list[dict], seed: int, duplicate_share: float = 0.1) -> list[dict]:
     """The events as a broker may deliver them: some twice, in random order."""
     rng = random.Random(seed)
@@ -231,13 +270,16 @@ def write_raw(url: str, events: list[dict]) -> None:
         conn.close()
 
 
-def micro_batches(url: str, events: list[dict], batches: int) -> None:
-    """Write the events in `batches` slices, updating curated and marts after each."""
+def micro_batches(url: str, events: list[dict], batches: int) -> list[StepResult]:
+    """Write the events in `batches` slices, updating curated and marts after each; returns
+    every curated update (with its audit)."""
     size = max(1, -(-len(events) // batches))
+    steps: list[StepResult] = []
     for i in range(0, len(events), size):
         write_raw(url, events[i : i + size])
-        update_all(url)
+        steps.extend(update_all(url))
         refresh_pending(url)
+    return steps
 
 
 def fetch_rows(url: str, sql: str) -> tuple[list[str], list[tuple]]:
@@ -249,6 +291,12 @@ def fetch_rows(url: str, sql: str) -> tuple[list[str], list[tuple]]:
             return [c.name for c in cur.description], cur.fetchall()
     finally:
         conn.close()
+
+
+def read_rejects(url: str) -> set[tuple[str, str, str]]:
+    """The rows the audit holds back, as (table, key, rule)."""
+    _, rows = fetch_rows(url, "SELECT table_name, row_key, rule FROM quality.rejects")
+    return {tuple(r) for r in rows}
 
 
 def read_table(url: str, sql: str) -> pd.DataFrame:
@@ -280,10 +328,11 @@ def assert_same_rows(
     key: list[str],
     columns: list[str],
     tolerances: dict[str, float] | None = None,
+    label: str = "",
 ) -> None:
     """Every expected row exists in `actual` with equal values (numbers within tolerance)."""
     tolerances = tolerances or {}
-    assert len(actual) == len(expected), f"{len(actual)} rows, expected {len(expected)}"
+    assert len(actual) == len(expected), f"{label}: {len(actual)} rows, expected {len(expected)}"
     got = {tuple(r[k] for k in key): r for r in actual.to_dict("records")}
     problems = []
     for want in expected.to_dict("records"):
@@ -295,4 +344,4 @@ def assert_same_rows(
         for col in columns:
             if not _same(row[col], want[col], tolerances.get(col, 0.0)):
                 problems.append(f"{k} {col}: got {row[col]!r}, expected {want[col]!r}")
-    assert not problems, f"{len(problems)} difference(s):\n" + "\n".join(problems[:25])
+    assert not problems, f"{label}: {len(problems)} difference(s):\n" + "\n".join(problems[:25])

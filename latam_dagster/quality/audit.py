@@ -36,6 +36,7 @@ REFERENCE_EXPECTATION = "ExpectColumnValuesToBeInReferenceTable"
 UNIQUENESS = ("ExpectColumnValuesToBeUnique", "ExpectCompoundColumnsToBeUnique")
 REJECT_SHARE_CHECK = "reject_share"
 BATCH = "audit_batch_rows"
+DATES = "audit_touched_dates"
 """The audited rows of staging, as a relation the compiled predicates and queries read."""
 
 
@@ -79,6 +80,8 @@ class AuditResult:
     audited: int = 0
     published: int = 0
     held: int = 0
+    newly_held: int = 0
+    """Held rows that were not held before this batch: only these count toward the share."""
     withdrawn: int = 0
     rules: list[RuleAudit] = field(default_factory=list)
     max_pct: float = 0.0
@@ -91,8 +94,16 @@ class AuditResult:
         return round(100.0 * self.held / self.audited, 3) if self.audited else 0.0
 
     @property
+    def new_reject_pct(self) -> float:
+        return round(100.0 * self.newly_held / self.audited, 3) if self.audited else 0.0
+
+    @property
     def share_exceeded(self) -> bool:
-        return self.held >= max(self.min_rows, 1) and self.reject_pct > self.max_pct
+        """Too many rows of this batch newly fail row rules. Rows already held back and only
+        audited again (a later event for the same flight, a full refresh) do not count: they
+        were accepted as held back when they first failed, and counting them again would let a
+        few old rejects block every later batch that touches them."""
+        return self.newly_held >= max(self.min_rows, 1) and self.new_reject_pct > self.max_pct
 
     def rule_counts(self) -> dict[str, int]:
         return {r.rule.name: r.failing_rows for r in self.rules}
@@ -102,6 +113,7 @@ class AuditResult:
             "audited_rows": self.audited,
             "published_rows": self.published,
             "held_back_rows": self.held,
+            "newly_held_back_rows": self.newly_held,
             "withdrawn_rows": self.withdrawn,
             "reject_pct": self.reject_pct,
             "audit_seconds": round(self.seconds, 3),
@@ -219,6 +231,7 @@ def audit_and_publish(
         cur.execute(f"SELECT count(*) FROM {BATCH}")
         if cur.fetchone()[0] == 0:  # nothing changed: every rule holds, nothing to record
             result.rules = [RuleAudit(r, 0, [0] * len(r.expectations)) for r in table.suite.rules]
+            _touched_dates(cur, table, empty=True)
             result.seconds = time.perf_counter() - started
             return result
 
@@ -253,6 +266,14 @@ def audit_and_publish(
     cur.execute(f"SELECT {counts} FROM audit_flags")
     row = cur.fetchone()
     result.audited, result.held = int(row[0]), int(row[1])
+    if result.held:
+        cur.execute(
+            """SELECT count(*) FROM audit_flags AS a WHERE a.held AND NOT EXISTS (
+                   SELECT 1 FROM quality.rejects AS r
+                   WHERE r.table_name = %s AND r.row_key = a.row_key)""",
+            (table.published,),
+        )
+        result.newly_held = int(cur.fetchone()[0])
     per_flag = iter(int(v) for v in row[2:])
     for rule, names in flags:
         failures = [next(per_flag) for _ in names]
@@ -276,18 +297,42 @@ def audit_and_publish(
         result.blocked_reason = f"{table.published}: table rule(s) failed: {', '.join(broken)}"
     elif result.share_exceeded:
         result.blocked_reason = (
-            f"{table.published}: {result.held} of {result.audited} row(s) of the batch held back "
-            f"({result.reject_pct:g}%), above LATAM_QUALITY_REJECT_MAX_PCT={result.max_pct:g}%"
+            f"{table.published}: {result.newly_held} of {result.audited} row(s) of the batch "
+            f"newly held back ({result.new_reject_pct:g}%), above "
+            f"LATAM_QUALITY_REJECT_MAX_PCT={result.max_pct:g}%"
         )
     if result.blocked_reason:
         result.seconds = time.perf_counter() - started
         raise AuditBlocked(result)
 
+    _touched_dates(cur, table)
     _record_rejects(cur, table, flags, run_id, full_refresh)
     _publish(cur, table, columns, result)
+    if full_refresh:
+        cur.execute(f"DROP VIEW {BATCH}")  # a view outlives the transaction, unlike the table
     result.seconds = time.perf_counter() - started
     record_batch(cur, result)
     return result
+
+
+def _touched_dates(cur: Cursor, table: AuditedTable, empty: bool = False) -> None:
+    """The dates whose published rows change: rows recomputed now, or published now.
+
+    A held-back row audited again without change leaves its date alone, so a rescan of the same
+    flights (a watermark held back by another transaction) refreshes no mart partition.
+    """
+    if not table.date_column:
+        return
+    where = "false" if empty else "b.updated_xid = pg_current_xact_id() OR NOT a.held"
+    source = (
+        f"{BATCH} AS b"
+        if empty
+        else f"{BATCH} AS b JOIN audit_flags AS a ON a.row_key = b.{table.key}"
+    )
+    cur.execute(
+        f"""CREATE TEMP TABLE {DATES} ON COMMIT DROP AS
+            SELECT DISTINCT b.{table.date_column} AS flight_date FROM {source} WHERE {where}"""
+    )
 
 
 def _record_rejects(cur, table: AuditedTable, flags, run_id: str | None, full_refresh: bool):
@@ -367,8 +412,8 @@ def record_batch(cur: Cursor, result: AuditResult) -> None:
 
 
 def touched_dates_sql(table: AuditedTable) -> str:
-    """The flight dates of the audited rows (published or withdrawn), for the marts."""
-    return f"SELECT DISTINCT {table.date_column} FROM {BATCH}"
+    """The flight dates whose published rows the audit changed, for the marts."""
+    return f"SELECT flight_date FROM {DATES}"
 
 
 def rejects_sql(table: AuditedTable, rule: str) -> str:

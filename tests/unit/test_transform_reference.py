@@ -1,6 +1,7 @@
 """The pandas reference itself, checked by hand against the semantics in docs/transformations.md.
 
-The correctness tests trust the reference; these small cases show it says what the design says.
+The correctness tests trust the reference; these small cases show it says what the design says,
+including which rows the audit holds back and how the marts then count them.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from decimal import Decimal
 
 import pandas as pd
 
+from latam_dagster.checks.suites import AIRPORT_CODE
 from tests import reference_impl
 
 KEY = {"carrier": "LA", "flight_number": 800, "flight_date": "2026-11-27", "origin": "SCL"}
@@ -93,3 +95,55 @@ def test_a_passenger_counts_by_their_latest_action():
     assert (load["passengers_boarded"], load["passengers_cancelled"]) == (1, 1)
     assert load["load_factor"] == Decimal("0.2500")
     assert "A" not in set(pax["passenger_hash"])
+
+
+def test_row_rules_read_values_as_great_expectations_does():
+    """Missing values pass; bounds are inclusive unless strict; a pair with a missing value
+    passes; `$` ends the text, as in Postgres."""
+    r = reference_impl
+    delays = pd.Series([None, float("nan"), -180, 2880, Decimal("2880.01"), -180.5])
+    assert r.outside(delays, -180, 2880).tolist() == [0, 0, 0, 0, 1, 1]
+    headings = pd.Series([0.0, 359.9, 360.0, None])
+    assert r.outside(headings, 0, 360, strict_max=True).tolist() == [0, 0, 1, 0]
+    codes = pd.Series(["SCL", "SCL\n", "scl", None])
+    assert r.mismatches(codes, AIRPORT_CODE).tolist() == [0, 1, 1, 0]
+    a, b = pd.Series([2, 1, 1, None, 3]), pd.Series([1, 1, 2, 5, None])
+    assert r.not_greater(a, b).tolist() == [0, 1, 1, 0, 0]
+    assert r.not_greater(a, b, or_equal=True).tolist() == [0, 0, 1, 0, 0]
+
+
+def test_held_back_rows_leave_the_published_frames_and_the_marts():
+    """A flight held back is absent from the marts; a load held back leaves its flight counted,
+    without its passengers and load factor."""
+
+    def boarded(mid: int, number: int) -> dict:
+        event = passenger(uid(mid), "2026-11-26T08:00:00Z", f"P{mid}", "boarded")
+        event["payload"]["flight_number"] = number
+        return event
+
+    events = [
+        flight(uid(1), "2026-11-27T08:00:00Z", "scheduled", seat_capacity=2),
+        flight(uid(2), "2026-11-27T08:00:00Z", "scheduled", flight_number=801, seat_capacity=174),
+        flight(uid(3), "2026-11-27T08:00:00Z", "scheduled", flight_number=802, destination="QQQ"),
+        *(boarded(10 + n, 800) for n in range(3)),  # 3 aboard 2 seats
+        boarded(20, 801),
+        boarded(21, 802),
+    ]
+    ref = reference_impl.compute(events, "secret")
+    assert ref.rejects == {
+        (reference_impl.FACT_FLIGHT, "LA802-2026-11-27-SCL", "flight_airports_known"),
+        (reference_impl.PASSENGER_LOAD, "LA800-2026-11-27-SCL", "load_factor_plausible"),
+    }
+    assert len(ref.fact_flight) == len(ref.flight_passenger_load) == 3
+    assert set(ref.published_fact_flight["flight_key"]) == {
+        "LA800-2026-11-27-SCL",
+        "LA801-2026-11-27-SCL",
+    }
+    assert set(ref.published_flight_passenger_load["flight_key"]) == {
+        "LA801-2026-11-27-SCL",
+        "LA802-2026-11-27-SCL",
+    }
+    [route] = ref.route_daily_performance.to_dict("records")
+    assert (route["destination"], route["flights"], route["passengers_boarded"]) == ("LIM", 2, 1)
+    assert route["avg_load_factor"] == Decimal("0.0057")  # LA801's 1 of 174 seats
+    assert "QQQ" not in set(ref.airport_daily_traffic["airport"])
