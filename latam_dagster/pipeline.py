@@ -57,6 +57,14 @@ def prepare(settings: Settings) -> list[str]:
     return applied
 
 
+def _reason(error) -> str:
+    """The message of a step's error without its class path (a `Failure` says why itself)."""
+    message = error.message.strip()
+    if error.cls_name == "Failure":
+        message = message.split(": ", 1)[-1]
+    return message
+
+
 def _collect(result, report: RunOnceReport) -> None:
     """Add one run's materializations, failures and failed blocking checks to the report."""
     failures_before = len(report.failures)
@@ -72,11 +80,14 @@ def _collect(result, report: RunOnceReport) -> None:
                 step["partition"] = mat.partition
             report.steps.append(step)
         elif event.event_type_value == "STEP_FAILURE":
-            report.failures.append(f"{event.step_key}: {event.event_specific_data.error.message}")
+            report.failures.append(f"{event.step_key}: {_reason(event.event_specific_data.error)}")
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             ev = event.event_specific_data
-            if not ev.passed and ev.blocking:
-                report.failures.append(f"blocking check failed: {ev.check_name} on {ev.asset_key}")
+            # a blocking check stops what is downstream only when it fails with ERROR severity
+            if not ev.passed and ev.blocking and ev.severity.value == "ERROR":
+                report.failures.append(
+                    f"blocking check failed: {ev.check_name} on {ev.asset_key.to_user_string()}"
+                )
     if not result.success and len(report.failures) == failures_before:
         report.failures.append(f"run {result.run_id} failed")
 

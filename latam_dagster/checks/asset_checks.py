@@ -183,8 +183,9 @@ def build_suite_checks(suite: TableSuite, summary: bool = False) -> AssetChecksD
         gx: GreatExpectationsResource,
         warehouse: WarehouseResource,
     ) -> Iterator[AssetCheckResult]:
-        selected = (
-            []
+        # the summary check validates every rule of the suite (None); the others, those selected
+        selected: list[str] | None = (
+            None
             if summary
             else [k.name for k in context.selected_asset_check_keys if k.asset_key == asset_key]
         )

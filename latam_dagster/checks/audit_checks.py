@@ -29,7 +29,7 @@ from latam_dagster.quality.audit import (
     RuleAudit,
     rejects_sql,
 )
-from latam_dagster.quality.failing_rows import Relation, failing_rows_sql
+from latam_dagster.quality.failing_rows import Relation, failing_rows_sql, literal
 
 
 def audit_check_specs(table: AuditedTable, asset_key: AssetKey) -> list[AssetCheckSpec]:
@@ -65,11 +65,15 @@ def audit_check_keys(tables: Iterable[tuple[AuditedTable, AssetKey]]) -> set[Ass
 
 
 def _rule_sql(table: AuditedTable, audit: RuleAudit) -> str:
+    """SQL that lists the rows behind a failing rule: the held-back rows for a rule that holds
+    rows back, the published rows for a warning, the stored rows for a table rule."""
     if audit.rule.holds_back:
         return rejects_sql(table, audit.rule.name)
+    where = table.staging if audit.rule.level != ROW else table.published
     statements = [
-        failing_rows_sql(e, Relation(table.published), (table.key,), "TRUE")
-        for e in audit.rule.expectations
+        failing_rows_sql(e, Relation(where), (table.key,), "TRUE")
+        for e, n in zip(audit.rule.expectations, audit.expectation_failures, strict=True)
+        if n or audit.passed
     ]
     return ";\n\n".join(s for s in statements if s)
 
@@ -103,7 +107,19 @@ def _rule_result(
     }
     if held_now is not None and rule.holds_back:
         md["held_back_in_table"] = held_now
-    if not audit.passed or (held_now or 0) > 0:
+    keys = result.failing_keys.get(rule.name)
+    if keys:
+        md["failing_keys"] = MetadataValue.json(keys)
+    if result.blocked_reason is not None and not audit.passed:
+        # rolled back: the batch's rows are nowhere; the refused batch's record keeps their keys
+        md["failing_keys_sql"] = MetadataValue.md(
+            "```sql\nSELECT audited_at, reason, failing_keys -> "
+            f"{literal(rule.name)} AS keys\nFROM quality.audit_batch\n"
+            f"WHERE table_name = {literal(result.table.published)} AND blocked\n"
+            "ORDER BY audited_at DESC LIMIT 1\n```"
+        )
+    if (not audit.passed and (table_rule or result.blocked_reason is None)) or (held_now or 0):
+        # for a refused table rule, the stored rows its batch collided with
         md["failing_rows_sql"] = MetadataValue.md(f"```sql\n{_rule_sql(result.table, audit)}\n```")
     return AssetCheckResult(
         asset_key=asset_key,

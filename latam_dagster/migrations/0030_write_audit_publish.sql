@@ -53,6 +53,7 @@ CREATE TABLE quality.audit_batch (
     blocked        boolean          NOT NULL,   -- a table rule failed: nothing was published
     reason         text,                        -- why it blocked
     rule_counts    jsonb            NOT NULL DEFAULT '{}'::jsonb,  -- rule -> failing rows
+    failing_keys   jsonb            NOT NULL DEFAULT '{}'::jsonb,  -- rule -> first 20 keys
     seconds        double precision NOT NULL DEFAULT 0
 );
 CREATE INDEX audit_batch_table_time_idx ON quality.audit_batch (table_name, audited_at DESC);

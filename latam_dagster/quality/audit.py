@@ -35,6 +35,7 @@ QUERY_EXPECTATION = "UnexpectedRowsExpectation"
 REFERENCE_EXPECTATION = "ExpectColumnValuesToBeInReferenceTable"
 UNIQUENESS = ("ExpectColumnValuesToBeUnique", "ExpectCompoundColumnsToBeUnique")
 REJECT_SHARE_CHECK = "reject_share"
+SAMPLE_KEYS = 20
 BATCH = "audit_batch_rows"
 DATES = "audit_touched_dates"
 """The audited rows of staging, as a relation the compiled predicates and queries read."""
@@ -84,6 +85,8 @@ class AuditResult:
     """Held rows that were not held before this batch: only these count toward the share."""
     withdrawn: int = 0
     rules: list[RuleAudit] = field(default_factory=list)
+    failing_keys: dict[str, list[str]] = field(default_factory=dict)
+    """Up to SAMPLE_KEYS keys per failing rule: what a refused batch leaves to look at."""
     max_pct: float = 0.0
     min_rows: int = 0
     blocked_reason: str | None = None
@@ -185,20 +188,27 @@ def _audit_relation(
     cur.execute(f"ANALYZE {BATCH}")
 
 
-def _table_violations(cur: Cursor, expect: Expect, table: AuditedTable, condition: str | None):
-    """Rows of the batch breaking a table-level expectation."""
+def _table_violations(
+    cur: Cursor, expect: Expect, table: AuditedTable, condition: str | None, keys: list[str]
+) -> int:
+    """Rows of the batch breaking a table-level expectation; their first keys go to `keys`."""
     if expect.kind in UNIQUENESS:
         # the batch's rows that share their values with another row of the table: one index
         # lookup per row (the table declares an index on these columns)
         same = " AND ".join(f"t.{c} = b.{c}" for c in expect.columns)
-        cur.execute(
-            f"""SELECT count(*) FROM (
-                    SELECT 1 FROM {BATCH} AS b JOIN {table.staging} AS t ON {same}
-                    GROUP BY b.{table.key} HAVING count(*) > 1) AS d"""
-        )
+        failing = f"""SELECT b.{table.key} AS k FROM {BATCH} AS b
+                      JOIN {table.staging} AS t ON {same}
+                      GROUP BY b.{table.key} HAVING count(*) > 1"""
     else:
-        cur.execute(f"SELECT count(*) FROM {BATCH} AS s WHERE coalesce(({condition}), false)")
-    return int(cur.fetchone()[0])
+        failing = (
+            f"SELECT s.{table.key} AS k FROM {BATCH} AS s WHERE coalesce(({condition}), false)"
+        )
+    cur.execute(f"SELECT count(*) FROM ({failing}) AS d")
+    count = int(cur.fetchone()[0])
+    if count:
+        cur.execute(f"SELECT k::text FROM ({failing}) AS d ORDER BY 1 LIMIT %s", (SAMPLE_KEYS,))
+        keys.extend(r[0] for r in cur.fetchall())
+    return count
 
 
 def _observed_sql(rule: Rule) -> str:
@@ -281,12 +291,20 @@ def audit_and_publish(
             any_sql = " OR ".join(names)
             cur.execute(f"SELECT count(*) FROM audit_flags WHERE {any_sql}")
             failing = int(cur.fetchone()[0])
+            cur.execute(
+                f"SELECT row_key::text FROM audit_flags WHERE {any_sql} ORDER BY 1 LIMIT %s",
+                (SAMPLE_KEYS,),
+            )
+            result.failing_keys[rule.name] = [r[0] for r in cur.fetchall()]
         else:
             failing = 0
         result.rules.append(RuleAudit(rule, failing, failures))
     for rule, expects in table_checks:
-        failures = [_table_violations(cur, e, table, c) for e, c in expects]
+        keys: list[str] = []
+        failures = [_table_violations(cur, e, table, c, keys) for e, c in expects]
         result.rules.append(RuleAudit(rule, sum(failures), failures))
+        if keys:
+            result.failing_keys[rule.name] = sorted(set(keys))[:SAMPLE_KEYS]
 
     broken = [
         r.rule.name
@@ -388,8 +406,8 @@ def record_batch(cur: Cursor, result: AuditResult) -> None:
     """One `quality.audit_batch` row; expired ones go (LATAM_QUALITY_HISTORY_DAYS)."""
     cur.execute(
         """INSERT INTO quality.audit_batch (table_name, run_id, audited_rows, published_rows,
-               held_rows, reject_pct, blocked, reason, rule_counts, seconds)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+               held_rows, reject_pct, blocked, reason, rule_counts, failing_keys, seconds)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
         (
             result.table.published,
             result.run_id,
@@ -400,6 +418,7 @@ def record_batch(cur: Cursor, result: AuditResult) -> None:
             result.blocked_reason is not None,
             result.blocked_reason,
             json.dumps(result.rule_counts()),
+            json.dumps(result.failing_keys),
             round(result.seconds, 4),
         ),
     )

@@ -1,6 +1,7 @@
 """The UI seen as a person sees it: headless Chromium (Debian's chromium + chromium-driver, driven
-by selenium) opens the Dagster UI's asset lineage page, a data-quality check result, and the Data
-Docs page the API serves, and reads what is on screen. Screenshots go to reports/ui/.
+by selenium) opens the Dagster UI's asset lineage page, the check results of the latest
+materialization of curated/fact_flight (its audit checks), and the Data Docs page the API serves,
+and reads what is on screen. Screenshots go to reports/ui/.
 
 The world is built the way a user builds it: simulated events published to RabbitMQ, then
 `latam run-once` against a fresh warehouse and Dagster instance; the Dagster webserver and the API
@@ -183,6 +184,18 @@ def _wait_for_text(driver, *texts: str, timeout: float = WAIT_S) -> str:
         time.sleep(0.5)
 
 
+def _eventually(probe, what: str, timeout: float = WAIT_S):
+    """Wait until `probe()` returns something true; returns it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
 def _shot(driver, name: str) -> Path:
     path = SHOTS / f"{name}.png"
     driver.save_screenshot(str(path))
@@ -214,8 +227,8 @@ def test_drain_materialization_and_its_metadata(platform: Platform, browser):
     _shot(browser, "dagster-drain-raw-flight_events")
 
 
-def _first_check(platform: Platform) -> tuple[str, str] | None:
-    """(asset path, check name) of a check the platform defines, if any."""
+def _checks_of(platform: Platform, asset_path: str) -> list[str]:
+    """The names of the checks the platform defines on an asset."""
     probe = subprocess.run(
         [sys.executable, "-c",
          "from latam_dagster.definitions import defs\n"
@@ -223,19 +236,75 @@ def _first_check(platform: Platform) -> tuple[str, str] | None:
          "    print('/'.join(spec.asset_key.path), spec.name)"],
         cwd=ROOT, env=platform.env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    lines = sorted(line.split(" ", 1) for line in probe.stdout.splitlines() if " " in line)
-    preferred = [line for line in lines if line[0] == "curated/fact_flight"]
-    return tuple((preferred or lines)[0]) if lines else None  # type: ignore[return-value]
+    pairs = (line.split(" ", 1) for line in probe.stdout.splitlines() if " " in line)
+    return sorted(name for path, name in pairs if path == asset_path)
 
 
-def test_check_result_page(platform: Platform, browser):
-    check = _first_check(platform)
-    assert check is not None, "the platform defines no asset checks"
-    asset_path, name = check
-    browser.get(f"{platform.ui}/assets/{asset_path}?view=checks")
-    text = _wait_for_text(browser, name)
-    assert any(word in text for word in ("Passed", "Failed", "Succeeded", "Warning")), text[:2000]
-    _shot(browser, f"dagster-check-{name}")
+def _run_links(driver) -> list[str]:
+    """The run ids the links of the page point to, in page order."""
+    from selenium.webdriver.common.by import By
+
+    hrefs = [a.get_attribute("href") or "" for a in driver.find_elements(By.TAG_NAME, "a")]
+    return [h.split("/runs/", 1)[1].split("?", 1)[0] for h in hrefs if "/runs/" in h]
+
+
+CHECK_RESULTS = ("Succeeded", "Failed", "Warning")
+"""What the checks tab says of a check evaluated by the latest run (not "Not evaluated")."""
+
+
+def test_latest_materialization_carries_its_check_results(platform: Platform, browser):
+    """Every materialization of curated/fact_flight is audited: its audit checks (one per rule,
+    and the reject share) show a result for the latest materialization, none "Not evaluated"."""
+    from selenium.webdriver.common.by import By
+
+    names = _checks_of(platform, "curated/fact_flight")
+    audit = [n for n in names if n != "gx_suite"]
+    assert "reject_share" in audit and "flight_keys_unique" in audit, names
+    page = f"{platform.ui}/assets/curated/fact_flight"
+
+    # the latest materialization, and the run that made it
+    browser.get(f"{page}?view=events")
+    _wait_for_text(browser, "Materialized in run")
+    latest_run = _run_links(browser)[0]
+
+    # the overview counts a latest result for every check
+    browser.get(page)
+    _wait_for_text(browser, "Latest materialization", "Latest check results")
+
+    def counted() -> int:
+        text = _visible_text(browser)
+        badges = text.split("Latest check results", 1)[-1].split("Asset history", 1)[0].split()
+        return sum(int(b) for b in badges if b.isdigit())
+
+    _eventually(lambda: counted() == len(names), f"a latest result for all {len(names)} checks")
+
+    # the checks tab: each check lists the status of its latest evaluation
+    browser.get(f"{page}?view=checks")
+    text = _wait_for_text(browser, f"Checks ({len(names)})", *names)
+    lines = text.splitlines()
+    listed = lines[lines.index("Execute all") + 1 :]
+    status = {n: listed[listed.index(n) + 1] for n in names}
+    assert "Not evaluated" not in status.values(), status
+    assert all(v in CHECK_RESULTS for v in status.values()), status
+
+    # and each audit check's latest evaluation targets the latest materialization, in its run
+    for name in audit:
+        browser.find_element(By.XPATH, f"//*[normalize-space(text())='{name}']").click()
+        # the detail pane names the check above its Execute button, then its latest execution
+        header = f"\n{name}\nExecute\n"
+
+        def latest_execution(header=header) -> str | None:
+            pane = _visible_text(browser).partition(header)[2]
+            return (
+                pane.partition("Latest execution")[2] if "Target materialization" in pane else None
+            )
+
+        detail = _eventually(latest_execution, f"the latest execution of {name} on screen")
+        assert "Passed" in detail or "Failed" in detail, detail[:500]
+        runs = set(_run_links(browser))
+        assert runs == {latest_run}, (name, runs, latest_run)
+    _settled(browser)
+    _shot(browser, "dagster-checks-fact_flight")
 
 
 def test_data_docs_page(platform: Platform, browser):

@@ -1,7 +1,8 @@
 """The curated and mart assets under Dagster, with real resources and a real Postgres.
 
 `materialize` runs the assets themselves; the mart partitions sensor is evaluated with
-`build_sensor_context` and its run requests executed; `run_once` drains RabbitMQ and must leave the
+`build_sensor_context` and its run requests executed as marts_job runs (input checks first);
+`run_once` drains RabbitMQ and must leave the
 marts current for every flight date its batch touched, including a late event for an old date.
 """
 
@@ -10,23 +11,26 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import DagsterInstance, Definitions, build_sensor_context, materialize
 
 from latam_dagster.assets.curated import curated_assets
 from latam_dagster.assets.marts import mart_assets, mart_key
 from latam_dagster.assets.reference import reference_assets
+from latam_dagster.checks.asset_checks import GX_SUITE_CHECK, asset_checks
+from latam_dagster.jobs import marts_job
 from latam_dagster.pipeline import full_refresh, run_once
 from latam_dagster.resources import WarehouseResource
 from latam_dagster.sensors.mart_sensors import mart_partitions_sensor, range_tags
 from latam_dagster.transform.marts import pending_dates_at
 from tests.integration.ingest_helpers import publish_events
 from tests.integration.test_curated_correctness import assert_matches_reference
-from tests.transform_helpers import chaos_events, deliver, fetch_rows, write_raw
+from tests.integration.test_quality_checks import gx_resource
+from tests.transform_helpers import chaos_events, deliver, fetch_rows, read_rejects, write_raw
 
 pytestmark = pytest.mark.integration
 
 
-def test_materialize_assets_then_sensor_refreshes_the_remaining_dates(warehouse_url):
+def test_materialize_assets_then_sensor_refreshes_the_remaining_dates(warehouse_url, tmp_path):
     instance = DagsterInstance.ephemeral()
     resources = {"warehouse": WarehouseResource(url=warehouse_url)}
     events = deliver(chaos_events(seed=31, flights=40), seed=31)
@@ -58,11 +62,26 @@ def test_materialize_assets_then_sensor_refreshes_the_remaining_dates(warehouse_
     assert {(r.tags["dagster/asset_partition_range_start"]) for r in requests} == {
         d.isoformat() for d in pending
     }
-    # the marts alone: these chaos events hold an unknown airport on purpose, which the blocking
-    # input checks of marts_job would (rightly) stop; that path is tested with the checks
+    # these chaos events send a few flights to an unknown airport on purpose: the audit holds
+    # them back, so the published tables pass the input checks of marts_job and the marts refresh
+    assert {r for (_t, _k, r) in read_rejects(warehouse_url)} == {"flight_airports_known"}
+    defs = Definitions(
+        assets=[*reference_assets, *curated_assets, *mart_assets],
+        asset_checks=asset_checks,
+        jobs=[marts_job],
+        resources={**resources, "gx": gx_resource(None, tmp_path)},
+    )
     for request in requests:
-        run = materialize(mart_assets, resources=resources, instance=instance, tags=request.tags)
+        run = defs.resolve_job_def(request.job_name or marts_job.name).execute_in_process(
+            instance=instance, tags=request.tags
+        )
         assert run.success
+        checks = {
+            (e.asset_key.to_user_string(), e.check_name): e.passed
+            for e in run.get_asset_check_evaluations()
+        }
+        assert checks[("curated/fact_flight", GX_SUITE_CHECK)]
+        assert checks[("curated/flight_passenger_load", GX_SUITE_CHECK)]
     assert pending_dates_at(warehouse_url) == {}
     assert_matches_reference(warehouse_url, events)
 
@@ -83,12 +102,13 @@ def test_run_once_covers_the_chain_and_a_late_event_for_an_old_date(
     monkeypatch.setenv("LATAM_TOPOLOGY_PREFIX", topology.prefix)
     monkeypatch.setenv("LATAM_DRAIN_IDLE_SECONDS", "0.2")
     instance = DagsterInstance.ephemeral()
-    # every airport known: the blocking checks of a run-once pass on clean data
-    events = deliver(chaos_events(seed=47, flights=25, unknown_airport=False), seed=47)
+    # a few flights to an unknown airport: the audit holds them back, the run-once succeeds
+    events = deliver(chaos_events(seed=47, flights=25), seed=47)
     publish_events(amqp_url, topology, events)
 
     report = run_once(instance=instance)
     assert report.success, report.failures
+    assert {r for (_t, _k, r) in read_rejects(warehouse_url)} == {"flight_airports_known"}
     refreshed = {s["asset"] for s in report.steps if s.get("partition")}
     assert refreshed == {"marts/route_daily_performance", "marts/airport_daily_traffic"}
     assert pending_dates_at(warehouse_url) == {}

@@ -1,4 +1,9 @@
-"""History, Data Docs and the `latam quality` commands on a real warehouse."""
+"""History, Data Docs and the `latam quality` commands on a real warehouse.
+
+Great Expectations validates the whole published tables. For a curated table published by the
+audit, its Dagster check is one `gx_suite` per table, but the history keeps one row per rule, under
+the rule's name: that is what the report and `latam quality validate` show.
+"""
 
 from __future__ import annotations
 
@@ -27,8 +32,11 @@ def quality_env(warehouse_url, tmp_path, monkeypatch):
 
 
 def _break_seat_capacity(url: str) -> str:
+    """A bad value in the published table, written past the audit (a manual edit): only the
+    validation of the whole table finds it, the audit of the micro-batches never sees it."""
     (key,) = query(url, "SELECT flight_key FROM curated.fact_flight ORDER BY 1 LIMIT 1")[0]
     query(url, "UPDATE curated.fact_flight SET seat_capacity = -1 WHERE flight_key = %s", (key,))
+    assert query(url, "SELECT count(*) FROM quality.rejects") == [(0,)]
     return key
 
 
@@ -37,7 +45,8 @@ def test_report_lists_latest_results_failures_first(quality_env, tmp_path):
     gx = gx_resource(url, tmp_path)
     gx.validate(suites.fact_flight, run_id="run-clean")
     key = _break_seat_capacity(url)
-    gx.validate(suites.fact_flight, rules=["flight_seat_capacity_valid"], run_id="run-bad")
+    # the whole suite, as the `gx_suite` check of curated/fact_flight validates it
+    gx.validate(suites.fact_flight, run_id="run-bad")
 
     runner = CliRunner()
     text = runner.invoke(quality, ["report"])

@@ -1,5 +1,6 @@
 """Checks run on their own (as from the UI), per mart partition, on the raw quarantine rate, and
-at the start of the marts job, where they keep bad curated data out of the marts."""
+at the start of the marts job, where the `gx_suite` checks of the published curated tables keep a
+table that breaks its rules out of the marts (rows the audit holds back never get there)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from latam_dagster.assets.curated import curated_assets
 from latam_dagster.assets.marts import daily_partitions, mart_assets
 from latam_dagster.assets.raw import raw_asset_key, raw_assets
 from latam_dagster.assets.reference import reference_assets
-from latam_dagster.checks.asset_checks import asset_checks, mart_input_checks
+from latam_dagster.checks.asset_checks import GX_SUITE_CHECK, asset_checks, mart_input_checks
 from latam_dagster.resources import RabbitMQResource, WarehouseResource
 from latam_dagster.sensors.mart_sensors import range_tags
 from latam_dagster.transform.curated import update_all
@@ -164,17 +165,12 @@ def test_quarantine_rate_above_threshold_warns_without_blocking(
     assert evals[("raw/position_reports", "quarantine_rate")].passed
 
 
-def test_marts_job_starting_with_input_checks_keeps_the_last_good_marts(warehouse_url, tmp_path):
-    """The marts refresh in runs of their own: bad curated rows must not reach them there either."""
-    load_clean(warehouse_url)
-    marts_before = query(
-        warehouse_url, "SELECT * FROM marts.route_daily_performance ORDER BY 1, 2, 3, 4"
-    )
-    day = _busiest_date(warehouse_url)
-    # a late event for `day` (so its partition is pending) that names an unknown airport
-    (carrier, number, origin) = query(
-        warehouse_url,
-        """SELECT carrier, flight_number, origin FROM curated.fact_flight
+def _late_event(url: str, day: date, **payload) -> None:
+    """A late status event for one of `day`'s flights, through raw and the curated update: the
+    date's mart partitions are pending afterwards."""
+    (carrier, number, origin, destination) = query(
+        url,
+        """SELECT carrier, flight_number, origin, destination FROM curated.fact_flight
            WHERE flight_date = %s ORDER BY flight_key LIMIT 1""",
         (day,),
     )[0]
@@ -189,14 +185,18 @@ def test_marts_job_starting_with_input_checks_keeps_the_last_good_marts(warehous
             "flight_number": number,
             "flight_date": day.isoformat(),
             "origin": origin,
-            "destination": "QQQ",
-            "status": "scheduled",
+            "destination": destination,
+            "status": "boarding",
+            **payload,
         },
     }
-    write_raw(warehouse_url, [event])
-    update_all(warehouse_url)
-    assert day in pending_dates_at(warehouse_url)
+    write_raw(url, [event])
+    update_all(url)
+    assert day in pending_dates_at(url)
 
+
+def _run_marts_job(url: str, tmp_path, day: date):
+    """The marts job as the platform defines it (marts and their input checks) over `day`."""
     marts_job = define_asset_job(
         "marts_job",
         selection=AssetSelection.groups("marts") | mart_input_checks(),
@@ -207,18 +207,94 @@ def test_marts_job_starting_with_input_checks_keeps_the_last_good_marts(warehous
         asset_checks=asset_checks,
         jobs=[marts_job],
         resources={
-            "warehouse": WarehouseResource(url=warehouse_url),
+            "warehouse": WarehouseResource(url=url),
             "gx": gx_resource(None, tmp_path),
         },
     )
-    result = defs.resolve_job_def("marts_job").execute_in_process(
+    return defs.resolve_job_def("marts_job").execute_in_process(
         instance=DagsterInstance.ephemeral(), tags=range_tags(day, day), raise_on_error=False
     )
 
+
+def _marts(url: str) -> list[tuple]:
+    return query(url, "SELECT * FROM marts.route_daily_performance ORDER BY 1, 2, 3, 4")
+
+
+def test_marts_job_starting_with_input_checks_keeps_the_last_good_marts(warehouse_url, tmp_path):
+    """The marts refresh in runs of their own: a published table that breaks a table rule must
+    not reach them there. The audit keeps such batches out of `curated.fact_flight`; a row written
+    straight into the published table (a manual fix, a restore) is what the `gx_suite` input
+    checks of the marts job stop."""
+    load_clean(warehouse_url)
+    marts_before = _marts(warehouse_url)
+    day = _busiest_date(warehouse_url)
+    _late_event(warehouse_url, day)
+    # a second row for one of the day's flights under a zero-padded key, past the audit
+    (key, carrier, number) = query(
+        warehouse_url,
+        """SELECT flight_key, carrier, flight_number FROM curated.fact_flight
+           WHERE flight_date = %s ORDER BY flight_key LIMIT 1""",
+        (day,),
+    )[0]
+    padded = key.replace(f"{carrier}{number}-", f"{carrier}{number:05d}-", 1)
+    query(
+        warehouse_url,
+        """CREATE TEMP TABLE dup AS SELECT * FROM curated.fact_flight WHERE flight_key = %s;
+           UPDATE dup SET flight_key = %s;
+           INSERT INTO curated.fact_flight SELECT * FROM dup""",
+        (key, padded),
+    )
+
+    result = _run_marts_job(warehouse_url, tmp_path, day)
+
     assert not result.success
-    failed = {k for k, e in evaluations(result).items() if not e.passed}
-    assert failed == {("curated/fact_flight", "flight_airports_known")}
+    evals = evaluations(result)
+    failed = {k for k, e in evals.items() if not e.passed}
+    assert failed == {("curated/fact_flight", GX_SUITE_CHECK)}
+    check = evals[("curated/fact_flight", GX_SUITE_CHECK)]
+    assert check.blocking and check.severity.value == "ERROR"
+    verdicts = {k: v.value for k, v in check.metadata.items()}["rules"]
+    assert {rule for rule, v in verdicts.items() if not v["passed"]} == {"flight_keys_unique"}
     assert result.get_asset_materialization_events() == []
-    after = query(warehouse_url, "SELECT * FROM marts.route_daily_performance ORDER BY 1, 2, 3, 4")
-    assert after == marts_before
+    assert _marts(warehouse_url) == marts_before
     assert day in pending_dates_at(warehouse_url)  # refreshed once the data is fixed
+
+
+def test_marts_job_refreshes_without_the_flights_the_audit_holds_back(warehouse_url, tmp_path):
+    """A flight held back by a row rule never reaches the published table: the input checks
+    pass, and the marts refresh the date from the published flights."""
+    load_clean(warehouse_url)
+    day = _busiest_date(warehouse_url)
+    (flights_before,) = query(
+        warehouse_url,
+        "SELECT sum(flights) FROM marts.route_daily_performance WHERE flight_date = %s",
+        (day,),
+    )[0]
+    _late_event(warehouse_url, day, destination="QQQ")  # an airport no one knows
+    (held,) = query(
+        warehouse_url,
+        "SELECT count(*) FROM quality.rejects WHERE rule = 'flight_airports_known'",
+    )[0]
+    assert held == 1
+
+    result = _run_marts_job(warehouse_url, tmp_path, day)
+
+    assert result.success
+    evals = evaluations(result)
+    assert {k for k in evals if k[0].startswith("curated/")} == {
+        ("curated/fact_flight", GX_SUITE_CHECK),
+        ("curated/flight_passenger_load", GX_SUITE_CHECK),
+    }
+    assert all(e.passed for e in evals.values())  # the marts' own checks too
+    assert {e.asset_key for e in result.get_asset_materialization_events()} == {
+        AssetKey(["marts", "route_daily_performance"]),
+        AssetKey(["marts", "airport_daily_traffic"]),
+    }
+    assert day not in pending_dates_at(warehouse_url)
+    (flights_after, published) = query(
+        warehouse_url,
+        """SELECT (SELECT sum(flights) FROM marts.route_daily_performance WHERE flight_date = %s),
+                  (SELECT count(*) FROM curated.fact_flight WHERE flight_date = %s)""",
+        (day, day),
+    )[0]
+    assert flights_after == flights_before - 1 == published
