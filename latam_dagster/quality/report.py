@@ -16,6 +16,7 @@ from typing import Any
 from latam_dagster.db import connection
 from latam_dagster.quality import history
 from latam_dagster.quality.outcome import jsonable
+from latam_dagster.quality.rejects import reject_counts
 from latam_dagster.settings import get_settings
 from latam_dagster.transform.marts import dates_outside, partition_bounds_for, pending_dates_at
 
@@ -51,15 +52,16 @@ def build_report(
 
 def held_back(url: str) -> dict[str, Any]:
     """Rows the audit holds back per table and rule, and its batches of the last 24 hours."""
+    by_rule = [
+        {
+            "table": r["table"],
+            "rule": r["rule"],
+            "rows": r["rows"],
+            "oldest_first_seen": jsonable(r["oldest_first_seen"]),
+        }
+        for r in reject_counts(url)
+    ]
     with connection(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            """SELECT table_name, rule, count(*), min(first_seen)
-               FROM quality.rejects GROUP BY 1, 2 ORDER BY 1, 2"""
-        )
-        by_rule = [
-            {"table": t, "rule": r, "rows": int(n), "oldest_first_seen": jsonable(first)}
-            for t, r, n, first in cur.fetchall()
-        ]
         cur.execute(
             """SELECT table_name, count(*), coalesce(sum(audited_rows), 0),
                       coalesce(sum(held_rows), 0), count(*) FILTER (WHERE blocked),
