@@ -76,6 +76,9 @@ def publish_fast(amqp_url: str, topo: Topology) -> int:
         for msg in generate(SEED, systems=SYSTEMS, events=EVENTS, duplicate_share=0.02):
             channel.basic_publish(topo.exchange, msg.routing_key, msg.body, PERSISTENT)
             published += 1
+        # one round trip on the same channel: the broker has handled every publish before it
+        # answers, so closing now cannot drop the last ones still in flight
+        channel.exchange_declare(topo.exchange, passive=True)
     finally:
         conn.close()
     deadline = time.monotonic() + 60
