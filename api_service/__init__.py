@@ -34,6 +34,7 @@ def create_app(config: ApiConfig | None = None) -> APIFlask:
     from api_service import aircraft, airports, flights, health, quality, quality_site, routes
     from api_service.browser_session import init_browser_sessions
     from api_service.caching import init_caching
+    from api_service.docs_assets import init_docs
     from api_service.errors import register_error_handlers
     from api_service.metrics import init_metrics
     from api_service.openapi import configure_openapi
@@ -47,10 +48,15 @@ def create_app(config: ApiConfig | None = None) -> APIFlask:
         version="1.0.0",
         spec_path="/openapi.json",
         docs_path="/docs",
+        docs_ui="swagger-ui",
     )
+    # `/api/v1/flights//events` would otherwise redirect to another resource: an empty path
+    # parameter is a 404 like any other path that names nothing
+    app.url_map.merge_slashes = False
     app.config["TESTING"] = config.testing
     app.json.sort_keys = False  # type: ignore[attr-defined]
     configure_openapi(app, API_DESCRIPTION)
+    init_docs(app)
 
     db = Database(config.database_url, config.threads, config.statement_timeout_ms)
     app.extensions[EXTENSION] = Services(config, db, KeyVerifier(db, config.key_cache_seconds))

@@ -8,6 +8,7 @@ from marshmallow import RAISE
 
 from api_service import queries
 from api_service.context import fetch_item, protect
+from api_service.openapi import ITEM_RESPONSES
 from api_service.schemas import AircraftPosition, FormatQuery, TailPath, envelope
 
 bp = APIBlueprint("aircraft", __name__, url_prefix="/api/v1/aircraft", tag="Aircraft")
@@ -18,7 +19,7 @@ protect(bp, "aircraft:read")
 @bp.input(TailPath, location="path", arg_name="path")
 @bp.input(FormatQuery, location="query", arg_name="args", unknown=RAISE)
 @bp.output(envelope(AircraftPosition, many=False))
-@bp.doc(responses=[400, 401, 403, 404])
+@bp.doc(responses=ITEM_RESPONSES)
 def aircraft_position(tail_number: str, path: dict, args: dict) -> Response:
     """Get an aircraft's latest position
 

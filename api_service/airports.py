@@ -8,6 +8,7 @@ from marshmallow import RAISE
 
 from api_service import queries
 from api_service.context import fetch_item, fetch_page, protect, services
+from api_service.openapi import ITEM_RESPONSES, LIST_OF_ITEM_RESPONSES
 from api_service.pagination import as_date
 from api_service.schemas import (
     Airport,
@@ -26,7 +27,7 @@ protect(bp, "airports:read")
 @bp.input(AirportPath, location="path", arg_name="path")
 @bp.input(FormatQuery, location="query", arg_name="args", unknown=RAISE)
 @bp.output(envelope(Airport, many=False))
-@bp.doc(responses=[400, 401, 403, 404])
+@bp.doc(responses=ITEM_RESPONSES)
 def get_airport(iata: str, path: dict, args: dict) -> Response:
     """Get one airport
 
@@ -42,7 +43,7 @@ def get_airport(iata: str, path: dict, args: dict) -> Response:
 @bp.input(AirportPath, location="path", arg_name="path")
 @bp.input(TrafficQuery, location="query", arg_name="args", unknown=RAISE)
 @bp.output(envelope(AirportTraffic, many=True))
-@bp.doc(responses=[400, 401, 403, 404])
+@bp.doc(responses=LIST_OF_ITEM_RESPONSES)
 def airport_traffic(iata: str, path: dict, args: dict) -> Response:
     """List an airport's daily traffic
 

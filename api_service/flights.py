@@ -8,6 +8,7 @@ from marshmallow import RAISE
 
 from api_service import queries
 from api_service.context import fetch_item, fetch_page, protect, services
+from api_service.openapi import ITEM_RESPONSES, LIST_OF_ITEM_RESPONSES, LIST_RESPONSES
 from api_service.pagination import as_date, as_int, as_text
 from api_service.schemas import (
     Flight,
@@ -27,7 +28,7 @@ protect(bp, "flights:read")
 @bp.get("")
 @bp.input(FlightsQuery, location="query", arg_name="args", unknown=RAISE)
 @bp.output(envelope(Flight, many=True))
-@bp.doc(responses=[400, 401, 403])
+@bp.doc(responses=LIST_RESPONSES)
 def list_flights(args: dict) -> Response:
     """List flights
 
@@ -48,7 +49,7 @@ def list_flights(args: dict) -> Response:
 @bp.input(FlightKeyPath, location="path", arg_name="path")
 @bp.input(FormatQuery, location="query", arg_name="args", unknown=RAISE)
 @bp.output(envelope(FlightDetail, many=False))
-@bp.doc(responses=[400, 401, 403, 404])
+@bp.doc(responses=ITEM_RESPONSES)
 def get_flight(flight_key: str, path: dict, args: dict) -> Response:
     """Get one flight
 
@@ -67,7 +68,7 @@ def get_flight(flight_key: str, path: dict, args: dict) -> Response:
 @bp.input(FlightKeyPath, location="path", arg_name="path")
 @bp.input(PageQuery, location="query", arg_name="args", unknown=RAISE)
 @bp.output(envelope(FlightEvent, many=True))
-@bp.doc(responses=[400, 401, 403, 404])
+@bp.doc(responses=LIST_OF_ITEM_RESPONSES)
 def list_flight_events(flight_key: str, path: dict, args: dict) -> Response:
     """List a flight's status events
 

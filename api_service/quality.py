@@ -18,6 +18,7 @@ from api_service import queries
 from api_service.browser_session import reader_required
 from api_service.context import fetch_page, protect, services
 from api_service.datadocs import GX_LOGO_FILE, Rewriter
+from api_service.openapi import LIST_RESPONSES
 from api_service.pagination import as_datetime, as_int, as_text
 from api_service.quality_site import DOCS_CSP, security_headers
 from api_service.schemas import (
@@ -39,7 +40,7 @@ docs_bp.before_request(reader_required())
 @bp.get("")
 @bp.input(QualityQuery, location="query", arg_name="args", unknown=RAISE)
 @bp.output(envelope(QualityResult, many=True))
-@bp.doc(responses=[400, 401, 403])
+@bp.doc(responses=LIST_RESPONSES)
 def latest_results(args: dict) -> Response:
     """List the latest result of every check
 
@@ -60,7 +61,7 @@ def latest_results(args: dict) -> Response:
 @bp.get("/rejects")
 @bp.input(RejectsQuery, location="query", arg_name="args", unknown=RAISE)
 @bp.output(envelope(RejectCount, many=True))
-@bp.doc(responses=[400, 401, 403])
+@bp.doc(responses=LIST_RESPONSES)
 def reject_counts(args: dict) -> Response:
     """Count the rows held back per table and rule
 
@@ -81,7 +82,7 @@ def reject_counts(args: dict) -> Response:
 @bp.get("/history")
 @bp.input(QualityHistoryQuery, location="query", arg_name="args", unknown=RAISE)
 @bp.output(envelope(QualityResult, many=True))
-@bp.doc(responses=[400, 401, 403])
+@bp.doc(responses=LIST_RESPONSES)
 def result_history(args: dict) -> Response:
     """List past check results
 

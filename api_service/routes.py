@@ -8,6 +8,7 @@ from marshmallow import RAISE
 
 from api_service import queries
 from api_service.context import fetch_page, protect
+from api_service.openapi import LIST_RESPONSES
 from api_service.pagination import as_date, as_text
 from api_service.schemas import RoutePerformance, RoutesQuery, envelope
 
@@ -18,7 +19,7 @@ protect(bp, "routes:read")
 @bp.get("/performance")
 @bp.input(RoutesQuery, location="query", arg_name="args", unknown=RAISE)
 @bp.output(envelope(RoutePerformance, many=True))
-@bp.doc(responses=[400, 401, 403])
+@bp.doc(responses=LIST_RESPONSES)
 def route_performance(args: dict) -> Response:
     """List daily route performance
 

@@ -6,6 +6,8 @@ value that cannot name anything in the warehouse is a 400 before any SQL runs.
 
 from __future__ import annotations
 
+import functools
+
 from apiflask import Schema
 from apiflask.fields import (
     Boolean,
@@ -65,7 +67,10 @@ class PageMixin(FormatMixin):
             Length(max=512),
             Regexp(CURSOR, error="is not a cursor this API issued"),
         ],
-        metadata={"description": "`next_cursor` of the previous page"},
+        metadata={
+            "description": "`next_cursor` of the previous page of this list. Cursors are signed:"
+            " any other value, even one of this form, is a 400"
+        },
     )
 
 
@@ -260,8 +265,12 @@ class AircraftPosition(Schema):
     flight_key = String(allow_none=True)
 
 
+@functools.cache
 def envelope(item: type[Schema], many: bool) -> type[Schema]:
-    """`{"data": [...], "next_cursor": ...}` for lists, `{"data": {...}}` for single objects."""
+    """`{"data": [...], "next_cursor": ...}` for lists, `{"data": {...}}` for single objects.
+
+    One class per item and kind, so two lists of the same rows share one document schema.
+    """
     attrs: dict[str, object] = {}
     if many:
         attrs["data"] = List(Nested(item), required=True)

@@ -166,7 +166,9 @@ def test_checks_are_due_when_never_run_old_or_failed():
         assert checks_due(ctx, [key], 60)  # failed: every run checks until it passes
 
 
-def test_drain_run_request_carries_its_audit_always_and_gx_checks_only_when_due(amqp_url, topology, monkeypatch):
+def test_drain_run_request_carries_its_audit_always_and_gx_checks_only_when_due(
+    amqp_url, topology, monkeypatch
+):
     from latam_dagster.definitions import defs
 
     monkeypatch.setenv("LATAM_DRAIN_CHECK_INTERVAL_SECONDS", "3600")
