@@ -319,7 +319,7 @@ def main() -> None:
         )
         api_port, bare_port = _free_port(), _free_port()
         api_cmd = [
-            sys.executable, "-c", "from latam_dagster.api_cli import api; api()",
+            sys.executable, "-c", "from latam_dagster.cli.api import api; api()",
             "--port", str(api_port), "--no-migrate",
         ]  # fmt: skip
         gunicorn = str(Path(sys.executable).parent / "gunicorn")

@@ -136,8 +136,8 @@ def peak_rss_mb() -> float:
 
 
 def worker_gx(url: str, repeats: int) -> dict:
-    from latam_dagster.checks.suites import fact_flight
-    from latam_dagster.resources.gx import GreatExpectationsResource
+    from latam_dagster.quality.gx_resource import GreatExpectationsResource
+    from latam_dagster.quality.suites import fact_flight
 
     with tempfile.TemporaryDirectory(prefix="bench_quality_") as tmp:
         gx = GreatExpectationsResource(
@@ -198,7 +198,7 @@ def plain_sql(suite) -> list[tuple[list[str], str]]:
 
 
 def worker_sql(url: str, repeats: int) -> dict:
-    from latam_dagster.checks.suites import fact_flight
+    from latam_dagster.quality.suites import fact_flight
 
     queries = plain_sql(fact_flight)
     conn = connect(url)

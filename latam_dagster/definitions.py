@@ -6,10 +6,10 @@ from latam_dagster.assets.curated import curated_assets
 from latam_dagster.assets.marts import mart_assets
 from latam_dagster.assets.raw import raw_assets
 from latam_dagster.assets.reference import reference_assets
-from latam_dagster.checks.asset_checks import asset_checks
 from latam_dagster.jobs import curated_full_refresh_job, drain_job, marts_job, pipeline_job
+from latam_dagster.quality.gx_checks import asset_checks
+from latam_dagster.quality.gx_resource import GreatExpectationsResource
 from latam_dagster.resources import RabbitMQResource, WarehouseResource
-from latam_dagster.resources.gx import GreatExpectationsResource
 from latam_dagster.schedules import marts_recent_days_schedule, reference_automation_sensor
 from latam_dagster.sensors.mart_sensors import mart_partitions_sensor
 from latam_dagster.sensors.queue_sensors import queue_sensors

@@ -162,8 +162,6 @@ def run_demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> 
         click.echo("LATAM data platform demo is starting:")
         click.echo(f"  Dagster UI       http://127.0.0.1:{port}  (lineage, runs, sensors, checks)")
         if any(c.name == "api" for c in children):
-            from latam_dagster.api_cli import issue_key
-
             key = issue_key(settings.warehouse_url, "demo", replace=True)
             click.echo(f"  REST API         http://127.0.0.1:{api_port}/docs")
             click.echo(f"  API key (demo)   {key}")
@@ -201,3 +199,16 @@ def run_demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> 
         click.echo("all demo processes stopped")
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def issue_key(warehouse_url: str, name: str, replace: bool = False) -> str:
+    """A new key with every scope, for programs (the demo prints one); `replace` first revokes
+    an active key of that name."""
+    from api_service.auth import SCOPES, create_key, revoke_key
+    from latam_dagster import db
+
+    db.migrate(warehouse_url)
+    with db.connection(warehouse_url) as conn:
+        if replace:
+            revoke_key(conn, name)
+        return create_key(conn, name, list(SCOPES))

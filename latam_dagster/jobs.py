@@ -16,7 +16,7 @@ from latam_dagster.assets.curated import (
 from latam_dagster.assets.marts import MARTS_GROUP, daily_partitions
 from latam_dagster.assets.raw import RAW_GROUP
 from latam_dagster.assets.reference import REFERENCE_GROUP
-from latam_dagster.checks.asset_checks import mart_input_checks
+from latam_dagster.quality.gx_checks import mart_input_checks
 from latam_dagster.transform.curated import TABLES
 
 # the queues a drain run drains, comma-separated (the exporter counts drain runs per queue by it)

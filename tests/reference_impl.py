@@ -1,6 +1,6 @@
 """A plain pandas reference of the curated and mart semantics, written from the contract's semantics (docs/transformations.md).
 
-It deliberately shares no code with the SQL path (only the limits of `checks/suites.py`): the
+It deliberately shares no code with the SQL path (only the limits of `quality/suites.py`): the
 correctness tests feed the same events to both and require equal results. It is meant to be
 obviously right, not fast (thousands of events).
 
@@ -33,7 +33,7 @@ import airportsdata
 import numpy as np
 import pandas as pd
 
-from latam_dagster.checks.suites import (
+from latam_dagster.quality.suites import (
     AIRPORT_CODE,
     ALTITUDE_MAX_FT,
     ALTITUDE_MIN_FT,

@@ -24,9 +24,9 @@ from pydantic import Field
 
 from latam_dagster.assets.raw import raw_asset_key
 from latam_dagster.assets.reference import DIM_AIRPORT_KEY
-from latam_dagster.checks.audit_checks import audit_check_results, audit_check_specs
 from latam_dagster.db import connection
 from latam_dagster.quality.audit import AuditBlocked, held_back_counts
+from latam_dagster.quality.audit_checks import audit_check_results, audit_check_specs
 from latam_dagster.resources import WarehouseResource
 from latam_dagster.transform.curated import TABLES, update_table
 from latam_dagster.transform.session import transform_transaction

@@ -26,8 +26,8 @@ from typing import Any
 
 import psycopg2.extensions
 
-from latam_dagster.checks.spec import Expect, Rule, TableSuite
 from latam_dagster.quality.failing_rows import Relation, literal, rejected_condition
+from latam_dagster.quality.rules import Expect, Rule, TableSuite
 from latam_dagster.quality.settings import get_quality_settings
 
 Cursor = psycopg2.extensions.cursor
@@ -192,6 +192,8 @@ def _table_violations(
     cur: Cursor, expect: Expect, table: AuditedTable, condition: str | None, keys: list[str]
 ) -> int:
     """Rows of the batch breaking a table-level expectation; their first keys go to `keys`."""
+    if expect.kind in UNIQUENESS and _unique_index(cur, table.staging, expect.columns):
+        return 0  # the database itself refuses a second row with these values
     if expect.kind in UNIQUENESS:
         # the batch's rows that share their values with another row of the table: one index
         # lookup per row (the table declares an index on these columns)
@@ -209,6 +211,22 @@ def _table_violations(
         cur.execute(f"SELECT k::text FROM ({failing}) AS d ORDER BY 1 LIMIT %s", (SAMPLE_KEYS,))
         keys.extend(r[0] for r in cur.fetchall())
     return count
+
+
+def _unique_index(cur: Cursor, relation: str, columns: tuple[str, ...]) -> bool:
+    """Whether a unique index of `relation` covers exactly `columns` (in any order)."""
+    cur.execute(
+        """SELECT EXISTS (
+               SELECT 1 FROM pg_index AS i
+               WHERE i.indrelid = %s::regclass AND i.indisunique AND i.indpred IS NULL
+                 AND i.indexprs IS NULL
+                 AND (SELECT array_agg(a.attname::text ORDER BY a.attname)
+                      FROM pg_attribute AS a
+                      WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey))
+                     = (SELECT array_agg(c ORDER BY c) FROM unnest(%s::text[]) AS c))""",
+        (relation, list(columns)),
+    )
+    return bool(cur.fetchone()[0])
 
 
 def _observed_sql(rule: Rule) -> str:
@@ -325,7 +343,7 @@ def audit_and_publish(
 
     _touched_dates(cur, table)
     _record_rejects(cur, table, flags, run_id, full_refresh)
-    _publish(cur, table, columns, result)
+    _publish(cur, table, columns, result, emptied=full_refresh)
     if full_refresh:
         cur.execute(f"DROP VIEW {BATCH}")  # a view outlives the transaction, unlike the table
     result.seconds = time.perf_counter() - started
@@ -383,21 +401,28 @@ def _record_rejects(cur, table: AuditedTable, flags, run_id: str | None, full_re
     )
 
 
-def _publish(cur, table: AuditedTable, columns: list[str], result: AuditResult) -> None:
-    """Withdraw the held-back rows from curated.<table>, upsert the ones that passed."""
-    cur.execute(
-        f"""DELETE FROM {table.published} AS c USING audit_flags AS a
-            WHERE c.{table.key} = a.row_key AND a.held"""
-    )
-    result.withdrawn = cur.rowcount
+def _publish(
+    cur, table: AuditedTable, columns: list[str], result: AuditResult, emptied: bool
+) -> None:
+    """Withdraw the held-back rows from curated.<table>, upsert the ones that passed.
+
+    After a full refresh (`emptied`: curated.<table> was truncated in this transaction) the
+    rows that pass are appended as they are: no withdrawal, no conflict to look for.
+    """
+    if not emptied:
+        cur.execute(
+            f"""DELETE FROM {table.published} AS c USING audit_flags AS a
+                WHERE c.{table.key} = a.row_key AND a.held"""
+        )
+        result.withdrawn = cur.rowcount
     cols = ", ".join(columns)
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != table.key)
+    upsert = "" if emptied else f"ON CONFLICT ({table.key}) DO UPDATE SET {updates}"
     cur.execute(
         f"""INSERT INTO {table.published} AS c ({cols})
             SELECT {", ".join(f"s.{c}" for c in columns)}
             FROM {BATCH} AS s JOIN audit_flags AS a ON a.row_key = s.{table.key}
-            WHERE NOT a.held
-            ON CONFLICT ({table.key}) DO UPDATE SET {updates}"""
+            WHERE NOT a.held {upsert}"""
     )
     result.published = cur.rowcount
 

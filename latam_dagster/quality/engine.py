@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from latam_dagster.checks.spec import Expect, Scope, TableSuite
 from latam_dagster.quality.failing_rows import Relation, failing_rows_sql
 from latam_dagster.quality.outcome import (
     OBSERVED_KEYS,
@@ -35,6 +34,7 @@ from latam_dagster.quality.outcome import (
     SuiteOutcome,
     jsonable,
 )
+from latam_dagster.quality.rules import Expect, Scope, TableSuite
 from latam_dagster.settings import normalize_pg_url
 
 DATASOURCE = "warehouse"
@@ -421,7 +421,7 @@ class GxEngine:
 
 
 def _all_suites() -> list[TableSuite]:
-    from latam_dagster.checks.suites import all_suites
+    from latam_dagster.quality.suites import all_suites
 
     return all_suites()
 

@@ -24,13 +24,9 @@ class UnknownRule(ValueError):
 
 def audited_tables() -> dict[str, list[str]]:
     """Qualified name of every audited table -> the names of its rules that hold rows back."""
-    from latam_dagster.transform.curated import TABLES
+    from latam_dagster.quality.suites import AUDITED
 
-    return {
-        t.audit.published: [r.name for r in t.audit.suite.rules if r.holds_back]
-        for t in TABLES.values()
-        if t.audit
-    }
+    return {t.published: [r.name for r in t.suite.rules if r.holds_back] for t in AUDITED.values()}
 
 
 def resolve_table(name: str) -> str:

@@ -37,10 +37,10 @@ from dagster import (
 )
 
 from latam_dagster.assets.raw import drain_queues, raw_asset_key
-from latam_dagster.checks.audit_checks import all_audit_check_keys
 from latam_dagster.ingest.drain import BUDGET_STOPS
 from latam_dagster.ingest.topology import QUEUES, BrokerUnavailable
 from latam_dagster.jobs import DRAIN_JOB_NAME, DRAIN_TAG, drain_tag_value
+from latam_dagster.quality.audit_checks import all_audit_check_keys
 from latam_dagster.resources import RabbitMQResource
 from latam_dagster.settings import get_settings
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import psycopg2.extensions
 
-from latam_dagster.checks import suites
 from latam_dagster.db import connect
+from latam_dagster.quality import suites
 from latam_dagster.quality.audit import (
     AuditBlocked,
     AuditedTable,
@@ -29,7 +29,7 @@ from latam_dagster.quality.audit import (
 )
 from latam_dagster.transform import watermarks as wm
 from latam_dagster.transform.session import keep_to_indexes, transform_transaction
-from latam_dagster.transform.sqlfiles import load_sql, scoped
+from latam_dagster.transform.sqlfiles import load_sql, scoped, without_upsert
 
 Cursor = psycopg2.extensions.cursor
 SMALL_SCOPE = 5_000
@@ -154,7 +154,7 @@ TABLES: dict[str, CuratedTable] = {
             ("raw.flight_events", "curated.dim_airport"),
             _scope_fact_flight,
             True,
-            AuditedTable("fact_flight", suites.fact_flight, "flight_key", "flight_date"),
+            suites.AUDITED["fact_flight"],
             "SELECT flight_key FROM scope_flights",
         ),
         CuratedTable("flight_passenger", ("raw.passenger_events",), _scope_flight_passenger, False),
@@ -163,12 +163,7 @@ TABLES: dict[str, CuratedTable] = {
             ("curated.flight_passenger", "curated.fact_flight"),
             _scope_flight_passenger_load,
             True,
-            AuditedTable(
-                "flight_passenger_load",
-                suites.flight_passenger_load,
-                "flight_key",
-                "flight_date",
-            ),
+            suites.AUDITED["flight_passenger_load"],
             "SELECT flight_key FROM scope_flights",
         ),
         CuratedTable(
@@ -176,9 +171,7 @@ TABLES: dict[str, CuratedTable] = {
             ("raw.position_reports",),
             _scope_aircraft_position_latest,
             False,
-            AuditedTable(
-                "aircraft_position_latest", suites.aircraft_position_latest, "tail_number"
-            ),
+            suites.AUDITED["aircraft_position_latest"],
         ),
     )
 }
@@ -234,7 +227,8 @@ def update_table(
                 predicate, result.in_scope = table.scope(cur, marks)
                 if (result.in_scope or 0) <= SMALL_SCOPE:
                     keep_to_indexes(cur)
-            cur.execute(scoped(load_sql("curated", name), predicate))
+            statement = scoped(load_sql("curated", name), predicate)
+            cur.execute(without_upsert(statement) if full_refresh else statement)
             result.changed_rows = cur.rowcount
             dates_sql = None
             if table.audit:

@@ -23,3 +23,17 @@ def scoped(sql: str, predicate: str | None) -> str:
     if SCOPE_MARKER not in sql:
         raise ValueError("this SQL has no scope marker; it cannot run incrementally")
     return sql if predicate is None else sql.replace(SCOPE_MARKER, f"({predicate})")
+
+
+UPSERT = "\nON CONFLICT "
+
+
+def without_upsert(sql: str) -> str:
+    """`sql` with its trailing `ON CONFLICT ...` clause removed.
+
+    A full refresh runs the statement on an emptied table, where no row can conflict: the plain
+    insert gives the same rows without the cost of looking for conflicts.
+    """
+    if sql.count(UPSERT) != 1:
+        raise ValueError("expected one ON CONFLICT clause, at the start of a line")
+    return sql[: sql.index(UPSERT)]

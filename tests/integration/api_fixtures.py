@@ -92,8 +92,8 @@ def publish_fast(amqp_url: str, topo: Topology) -> int:
 def validate_quality(url: str, quality_dir: Path) -> Path:
     """Run data-quality suites as the pipeline does (history in quality.*, Data Docs built).
     fact_flight is validated twice so its checks have a history. Returns the Data Docs folder."""
-    from latam_dagster.checks.suites import suite_by_name
-    from latam_dagster.resources.gx import GreatExpectationsResource
+    from latam_dagster.quality.gx_resource import GreatExpectationsResource
+    from latam_dagster.quality.suites import suite_by_name
 
     docs = quality_dir / "data_docs"
     gx = GreatExpectationsResource(

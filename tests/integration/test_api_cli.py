@@ -15,7 +15,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from latam_dagster.api_cli import commands
+from latam_dagster.cli.api import commands
 from tests.conftest import query
 
 pytestmark = pytest.mark.integration
@@ -81,7 +81,7 @@ def test_latam_api_serves_with_gunicorn_as_the_reader(warehouse_url, tmp_path):
     env = {**os.environ, "LATAM_WAREHOUSE_URL": warehouse_url, "LATAM_API_WORKERS": "2"}
     log = (tmp_path / "api.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from latam_dagster.api_cli import api; api()", "--port", str(port)],
+        [sys.executable, "-c", "from latam_dagster.cli.api import api; api()", "--port", str(port)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

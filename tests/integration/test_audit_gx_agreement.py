@@ -23,11 +23,11 @@ from pathlib import Path
 import psycopg2.extensions
 import pytest
 
-from latam_dagster.checks.spec import ROW, TableSuite
 from latam_dagster.db import connect
 from latam_dagster.quality.audit import AuditBlocked, AuditedTable, AuditResult, audit_and_publish
+from latam_dagster.quality.gx_resource import GreatExpectationsResource
 from latam_dagster.quality.outcome import ExpectationOutcome, SuiteOutcome
-from latam_dagster.resources.gx import GreatExpectationsResource
+from latam_dagster.quality.rules import ROW, TableSuite
 from latam_dagster.transform.curated import TABLES, StepResult, update_all, update_table
 from tests import reference_impl
 from tests.integration.ingest_helpers import (

@@ -13,12 +13,12 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
+from latam_dagster.cli.quality import quality
+from latam_dagster.cli.quality_report import build_report
 from latam_dagster.ingest.topology import Topology
 from latam_dagster.observability.exporter import Exporter
 from latam_dagster.observability.warehouse import WarehouseCollector
 from latam_dagster.quality.audit import AuditBlocked
-from latam_dagster.quality.report import build_report
-from latam_dagster.quality_cli import quality
 from latam_dagster.simulator.generator import generate
 from latam_dagster.transform.airports import load_dim_airport
 from latam_dagster.transform.curated import update_all, update_table

@@ -25,11 +25,11 @@ from dagster import (
 from dagster._core.definitions.instigation_logger import get_instigation_log_records
 from dagster._core.execution.build_resources import wrap_resources_for_execution
 
+from latam_dagster.cli.quality import quality
 from latam_dagster.ingest.topology import Topology
 from latam_dagster.observability.exporter import Exporter
 from latam_dagster.observability.warehouse import WarehouseCollector
 from latam_dagster.pipeline import RunOnceReport, refresh_pending_marts
-from latam_dagster.quality_cli import quality
 from latam_dagster.resources import WarehouseResource
 from latam_dagster.sensors.mart_sensors import (
     ASSET_PARTITION_RANGE_END_TAG,

@@ -9,9 +9,9 @@ from dagster import AssetKey, Definitions, instance_for_test
 from latam_dagster.assets.curated import curated_assets
 from latam_dagster.assets.raw import raw_assets
 from latam_dagster.assets.reference import reference_assets
-from latam_dagster.checks.asset_checks import asset_checks
-from latam_dagster.checks.audit_checks import all_audit_check_keys
 from latam_dagster.jobs import drain_job
+from latam_dagster.quality.audit_checks import all_audit_check_keys
+from latam_dagster.quality.gx_checks import asset_checks
 from latam_dagster.resources import RabbitMQResource, WarehouseResource
 from latam_dagster.transform.airports import load_dim_airport
 from tests.conftest import query

@@ -42,6 +42,7 @@ from latam_dagster.observability.exporter import Exporter
 from latam_dagster.observability.logging import JsonFormatter, json_formatter_config
 from latam_dagster.observability.warehouse import WarehouseCollector
 from latam_dagster.pipeline import current_resources
+from latam_dagster.quality.audit_checks import all_audit_check_keys
 from latam_dagster.resources import RabbitMQResource
 from latam_dagster.sensors.queue_sensors import queue_sensor
 from latam_dagster.settings import get_settings
@@ -383,8 +384,10 @@ def _run_drain(amqp_url: str, topo: Topology, url: str, tmp: Path) -> tuple:
         request = queue_sensor(context)
         assert isinstance(request, RunRequest), request
         assert {raw_asset_key(f) for f in QUEUES} <= set(request.asset_selection)
+        # the audit of each batch is part of the curated assets; the GX checks are not needed
+        audit = set(request.asset_check_keys or []) & all_audit_check_keys()
         job = defs.resolve_job_def(DRAIN_JOB_NAME).get_subset(
-            asset_selection=set(request.asset_selection), asset_check_selection=set()
+            asset_selection=set(request.asset_selection), asset_check_selection=audit
         )
         result = job.execute_in_process(
             instance=instance,

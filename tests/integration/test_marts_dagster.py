@@ -16,9 +16,9 @@ from dagster import DagsterInstance, Definitions, build_sensor_context, material
 from latam_dagster.assets.curated import curated_assets
 from latam_dagster.assets.marts import mart_assets, mart_key
 from latam_dagster.assets.reference import reference_assets
-from latam_dagster.checks.asset_checks import GX_SUITE_CHECK, asset_checks
 from latam_dagster.jobs import marts_job
 from latam_dagster.pipeline import full_refresh, run_once
+from latam_dagster.quality.gx_checks import GX_SUITE_CHECK, asset_checks
 from latam_dagster.resources import WarehouseResource
 from latam_dagster.sensors.mart_sensors import mart_partitions_sensor, range_tags
 from latam_dagster.transform.marts import pending_dates_at

@@ -32,12 +32,12 @@ from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult, asset, ma
 from latam_dagster.assets.curated import curated_assets
 from latam_dagster.assets.marts import daily_partitions, mart_assets
 from latam_dagster.assets.reference import reference_assets
-from latam_dagster.checks.asset_checks import GX_SUITE_CHECK, asset_checks
-from latam_dagster.checks.audit_checks import all_audit_check_keys
-from latam_dagster.checks.suites import all_suites
 from latam_dagster.quality.audit import REJECT_SHARE_CHECK
+from latam_dagster.quality.audit_checks import all_audit_check_keys
+from latam_dagster.quality.gx_checks import GX_SUITE_CHECK, asset_checks
+from latam_dagster.quality.gx_resource import GreatExpectationsResource
+from latam_dagster.quality.suites import all_suites
 from latam_dagster.resources import WarehouseResource
-from latam_dagster.resources.gx import GreatExpectationsResource
 from latam_dagster.sensors.mart_sensors import range_tags
 from latam_dagster.simulator.generator import generate
 from latam_dagster.transform import curated as curated_transform

@@ -12,9 +12,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from latam_dagster.checks import suites
-from latam_dagster.quality import history
-from latam_dagster.quality_cli import quality
+from latam_dagster.cli.quality import quality
+from latam_dagster.quality import history, suites
 from tests.conftest import query
 from tests.integration.test_quality_checks import gx_resource, load_clean
 

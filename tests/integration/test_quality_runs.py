@@ -21,7 +21,7 @@ from latam_dagster.assets.curated import curated_assets
 from latam_dagster.assets.marts import daily_partitions, mart_assets
 from latam_dagster.assets.raw import raw_asset_key, raw_assets
 from latam_dagster.assets.reference import reference_assets
-from latam_dagster.checks.asset_checks import GX_SUITE_CHECK, asset_checks, mart_input_checks
+from latam_dagster.quality.gx_checks import GX_SUITE_CHECK, asset_checks, mart_input_checks
 from latam_dagster.resources import RabbitMQResource, WarehouseResource
 from latam_dagster.sensors.mart_sensors import range_tags
 from latam_dagster.transform.curated import update_all

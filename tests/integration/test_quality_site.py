@@ -58,8 +58,8 @@ class QualityWorld:
 def build_quality_world(owner_url: str, quality_dir: Path) -> QualityWorld:
     """A warehouse with a real validation (and its Data Docs) plus some days of quality history
     inserted directly. Also used by the browser test."""
-    from latam_dagster.checks.suites import suite_by_name
-    from latam_dagster.resources.gx import GreatExpectationsResource
+    from latam_dagster.quality.gx_resource import GreatExpectationsResource
+    from latam_dagster.quality.suites import suite_by_name
     from latam_dagster.transform.airports import load_dim_airport
 
     load_dim_airport(owner_url)

@@ -22,8 +22,8 @@ from dagster import (
 from dagster._core.events import DagsterEvent, DagsterEventType, StepSuccessData
 from dagster._core.test_utils import create_run_for_test
 
-from latam_dagster.checks.audit_checks import all_audit_check_keys
 from latam_dagster.ingest.publish import Publisher
+from latam_dagster.quality.audit_checks import all_audit_check_keys
 from latam_dagster.resources import RabbitMQResource
 from latam_dagster.sensors.queue_sensors import checks_due, queue_sensor
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from latam_dagster.checks.spec import Rule, gxe
+from latam_dagster.cli.quality_report import render_text
 from latam_dagster.quality.failing_rows import Relation, failing_rows_sql
 from latam_dagster.quality.outcome import ExpectationOutcome, RuleOutcome, jsonable
-from latam_dagster.quality.report import render_text
+from latam_dagster.quality.rules import Rule, gxe
 
 KEYS = ("flight_key",)
 TABLE = Relation("curated.fact_flight")

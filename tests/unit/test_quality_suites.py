@@ -9,9 +9,9 @@ from datetime import date
 import pytest
 
 from latam_dagster.assets.curated import curated_assets
-from latam_dagster.checks.asset_checks import asset_checks, run_scope
-from latam_dagster.checks.spec import Expect, Scope, gxe
-from latam_dagster.checks.suites import all_suites, fact_flight, route_daily_performance
+from latam_dagster.quality.gx_checks import asset_checks, run_scope
+from latam_dagster.quality.rules import Expect, Scope, gxe
+from latam_dagster.quality.suites import all_suites, fact_flight, route_daily_performance
 from latam_dagster.transform.curated import TABLES
 
 CRITICAL = {
@@ -107,7 +107,7 @@ def test_checks_wait_for_the_tables_they_compare_with():
 
 def test_definitions_load_without_importing_great_expectations():
     code = (
-        "import sys; import latam_dagster.checks.asset_checks, latam_dagster.resources.gx; "
+        "import sys; import latam_dagster.quality.gx_checks, latam_dagster.quality.gx_resource; "
         "print('great_expectations' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -20,10 +20,10 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from latam_dagster.cli.simulate import simulate
 from latam_dagster.contracts import InvalidEvent, ValidEvent, validate_body
 from latam_dagster.ingest.topology import routing_key_for
 from latam_dagster.simulator import DEFAULT_START, SimMessage, generate, run, source_systems, world
-from latam_dagster.simulator.cli import simulate
 from latam_dagster.simulator.encoding import rfc3339, uuid4_text
 from latam_dagster.simulator.faults import DEFECTS
 from latam_dagster.simulator.network import AIRCRAFT, load_network

@@ -11,7 +11,7 @@ from latam_dagster.assets.curated import sql_header
 from latam_dagster.sensors.mart_sensors import pending_run_requests
 from latam_dagster.transform.curated import TABLES
 from latam_dagster.transform.marts import MARTS, date_ranges, split_in_bounds
-from latam_dagster.transform.sqlfiles import SCOPE_MARKER, load_sql, scoped
+from latam_dagster.transform.sqlfiles import SCOPE_MARKER, load_sql, scoped, without_upsert
 
 START = "dagster/asset_partition_range_start"
 END = "dagster/asset_partition_range_end"
@@ -46,6 +46,21 @@ def test_curated_sql_runs_whole_or_scoped(table):
     assert SCOPE_MARKER not in restricted and "(flight_key = 'X')" in restricted
     assert scoped(sql, None) == sql
     assert sql_header(sql).startswith(f"curated.{table}")
+
+
+@pytest.mark.parametrize("table", list(TABLES))
+def test_a_full_refresh_inserts_without_looking_for_conflicts(table):
+    sql = load_sql("curated", table)
+    plain = without_upsert(sql)
+    assert "ON CONFLICT" in sql and "ON CONFLICT" not in plain
+    assert sql.startswith(plain) and len(plain) > len(sql) // 2
+
+
+def test_an_upsert_clause_must_be_there_once():
+    with pytest.raises(ValueError):
+        without_upsert("INSERT INTO t SELECT 1")
+    with pytest.raises(ValueError):
+        without_upsert("INSERT INTO t SELECT 1\nON CONFLICT DO NOTHING\nON CONFLICT DO NOTHING")
 
 
 def test_scoping_sql_without_a_marker_is_refused():

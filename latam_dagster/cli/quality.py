@@ -30,7 +30,7 @@ def quality() -> None:
 )
 def report(as_json: bool, strict: bool) -> None:
     """Summary of the latest result of every check, failures first, with their failing rows."""
-    from latam_dagster.quality.report import build_report, render_text
+    from latam_dagster.cli.quality_report import build_report, render_text
 
     try:
         data = build_report(get_settings().warehouse_url, get_quality_settings().data_docs_dir)
@@ -53,9 +53,9 @@ def report(as_json: bool, strict: bool) -> None:
 )
 def validate(suite_names: tuple[str, ...], partition: str | None) -> None:
     """Validate suites now (as the Dagster checks would), record them and refresh Data Docs."""
-    from latam_dagster.checks.spec import Scope
-    from latam_dagster.checks.suites import all_suites
-    from latam_dagster.resources.gx import GreatExpectationsResource
+    from latam_dagster.quality.gx_resource import GreatExpectationsResource
+    from latam_dagster.quality.rules import Scope
+    from latam_dagster.quality.suites import all_suites
 
     suites = [s for s in all_suites() if not suite_names or s.name in suite_names]
     unknown = set(suite_names) - {s.name for s in suites}

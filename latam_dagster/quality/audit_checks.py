@@ -21,7 +21,6 @@ from dagster import (
     MetadataValue,
 )
 
-from latam_dagster.checks.spec import ROW
 from latam_dagster.quality.audit import (
     REJECT_SHARE_CHECK,
     AuditedTable,
@@ -30,6 +29,7 @@ from latam_dagster.quality.audit import (
     rejects_sql,
 )
 from latam_dagster.quality.failing_rows import Relation, failing_rows_sql, literal
+from latam_dagster.quality.rules import ROW
 
 
 def audit_check_specs(table: AuditedTable, asset_key: AssetKey) -> list[AssetCheckSpec]:
@@ -169,8 +169,6 @@ def audit_check_results(
 
 def all_audit_check_keys() -> set[AssetCheckKey]:
     """The audit checks of every audited curated table."""
-    from latam_dagster.transform.curated import TABLES
+    from latam_dagster.quality.suites import AUDITED
 
-    return audit_check_keys(
-        (t.audit, AssetKey(["curated", name])) for name, t in TABLES.items() if t.audit
-    )
+    return audit_check_keys((t, AssetKey(["curated", name])) for name, t in AUDITED.items())

@@ -8,7 +8,8 @@ column types; widen them here, in review, when the business changes.
 
 from __future__ import annotations
 
-from latam_dagster.checks.spec import ROW, Rule, TableSuite, gxe
+from latam_dagster.quality.audit import AuditedTable
+from latam_dagster.quality.rules import ROW, Rule, TableSuite, gxe
 from latam_dagster.quality.settings import get_quality_settings
 
 FLIGHT_STATUSES = ["scheduled", "boarding", "departed", "arrived", "cancelled", "diverted"]
@@ -443,6 +444,18 @@ RAW_QUEUES = {
     "passengers": "raw.passenger_events",
     "positions": "raw.position_reports",
 }
+
+
+AUDITED: dict[str, AuditedTable] = {
+    t.name: t
+    for t in (
+        AuditedTable("fact_flight", fact_flight, "flight_key", "flight_date"),
+        AuditedTable("flight_passenger_load", flight_passenger_load, "flight_key", "flight_date"),
+        AuditedTable("aircraft_position_latest", aircraft_position_latest, "tail_number"),
+    )
+}
+"""The curated tables published through the audit (write-audit-publish), by table name: their
+suite, key and date column. Their SQL writes staging.<name>; the audit publishes curated.<name>."""
 
 
 def all_suites() -> list[TableSuite]:

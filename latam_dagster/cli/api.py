@@ -59,19 +59,6 @@ def api(host: str | None, port: int | None, workers: int | None, no_migrate: boo
     )
 
 
-def issue_key(warehouse_url: str, name: str, replace: bool = False) -> str:
-    """A new key with every scope, for programs (the demo prints one); `replace` first revokes
-    an active key of that name."""
-    from api_service.auth import SCOPES, create_key, revoke_key
-    from latam_dagster import db
-
-    db.migrate(warehouse_url)
-    with db.connection(warehouse_url) as conn:
-        if replace:
-            revoke_key(conn, name)
-        return create_key(conn, name, list(SCOPES))
-
-
 @click.group("api-key")
 def api_key() -> None:
     """Create, revoke and list the REST API's keys."""

@@ -278,10 +278,10 @@ def dead_replay(limit: int | None, dry_run: bool) -> None:
 
 
 def _register_commands() -> None:
-    from latam_dagster.api_cli import commands as api_commands
-    from latam_dagster.observability.cli import exporter
-    from latam_dagster.quality_cli import quality
-    from latam_dagster.simulator.cli import simulate
+    from latam_dagster.cli.api import commands as api_commands
+    from latam_dagster.cli.exporter import exporter
+    from latam_dagster.cli.quality import quality
+    from latam_dagster.cli.simulate import simulate
 
     main.add_command(simulate)
     main.add_command(exporter)

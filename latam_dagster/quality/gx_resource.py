@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from latam_dagster.checks.spec import Scope, TableSuite
 from latam_dagster.quality import history
 from latam_dagster.quality.outcome import SuiteOutcome
+from latam_dagster.quality.rules import Scope, TableSuite
 from latam_dagster.quality.settings import get_quality_settings
 from latam_dagster.settings import get_settings
 

@@ -29,10 +29,10 @@ from dagster import (
     multi_asset_check,
 )
 
-from latam_dagster.checks.spec import Scope, TableSuite
-from latam_dagster.checks.suites import FACT_FLIGHT, PASSENGER_LOAD, all_suites
+from latam_dagster.quality.gx_resource import GreatExpectationsResource
 from latam_dagster.quality.outcome import RuleOutcome, SuiteOutcome
-from latam_dagster.resources.gx import GreatExpectationsResource
+from latam_dagster.quality.rules import Scope, TableSuite
+from latam_dagster.quality.suites import AUDITED, FACT_FLIGHT, PASSENGER_LOAD, all_suites
 from latam_dagster.resources.warehouse import WarehouseResource
 
 GX_RESOURCE_KEY = "gx"
@@ -236,9 +236,7 @@ def mart_input_checks() -> AssetSelection:
 
 def audited_suite_names() -> set[str]:
     """Suites of the tables the audit publishes (their rules are the asset's own checks)."""
-    from latam_dagster.transform.curated import TABLES
-
-    return {t.audit.suite.name for t in TABLES.values() if t.audit}
+    return {t.suite.name for t in AUDITED.values()}
 
 
 def build_asset_checks() -> list[AssetChecksDefinition]:
