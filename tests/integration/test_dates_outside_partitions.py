@@ -18,12 +18,10 @@ from click.testing import CliRunner
 from dagster import (
     DagsterInstance,
     RunRequest,
-    SensorEvaluationContext,
     SkipReason,
+    build_sensor_context,
     instance_for_test,
 )
-from dagster._core.definitions.instigation_logger import get_instigation_log_records
-from dagster._core.execution.build_resources import wrap_resources_for_execution
 
 from latam_dagster.cli.quality import quality
 from latam_dagster.ingest.topology import Topology
@@ -108,21 +106,27 @@ def _replay(url: str, old: int, inside: int, future: int) -> Pending:
 def _tick(url: str) -> tuple[object, list[tuple[str, str]]]:
     """Evaluate the sensor as the daemon does, with the tick's log key: (result, (level, message)
     of every line the UI shows in the tick's log)."""
-    log_key = ["__repository__", "mart_partitions_sensor", uuid.uuid4().hex]
     with instance_for_test() as instance:
-        with SensorEvaluationContext(
-            instance.get_ref(),
-            last_tick_completion_time=None,
-            last_run_key=None,
-            cursor=None,
-            log_key=log_key,
+        # a repository and sensor name (and an instance ref) give the context a tick log key,
+        # so its log is captured where the UI reads it
+        with build_sensor_context(
+            instance=instance,
+            instance_ref=instance.get_ref(),
             repository_name="__repository__",
             sensor_name="mart_partitions_sensor",
-            resources=wrap_resources_for_execution({"warehouse": WarehouseResource(url=url)}),
+            resources={"warehouse": WarehouseResource(url=url)},
         ) as context:
             result = mart_partitions_sensor(context)
-        records = get_instigation_log_records(instance, log_key)
+            log_key = context.log_key
+        records = _tick_log_records(instance, log_key)
     return result, [(r["levelname"], r["msg"]) for r in records]
+
+
+def _tick_log_records(instance: DagsterInstance, log_key) -> list[dict]:
+    """The tick's log as the UI reads it: one JSON record a line in the captured stderr."""
+    data = instance.compute_log_manager.get_log_data(log_key)
+    text = data.stderr.decode() if data.stderr else ""
+    return [json.loads(line, strict=False) for line in text.splitlines() if line.strip()]
 
 
 def _gauge(url: str, first: date) -> dict[str, float]:

@@ -45,6 +45,36 @@ def _ready(amqp_url: str, queue: str) -> int:
     return queue_state(amqp_url, queue)[0]
 
 
+def _wait_for_lock_waiter(warehouse_url: str, name: str) -> float:
+    """Wait until a session waits in Postgres for the drain lock `name`; returns when it was seen
+    (time.monotonic(), the clock drains measure their wait with)."""
+
+    def waiting() -> bool:
+        sql = """SELECT count(*) FROM pg_locks
+                 WHERE locktype = 'advisory' AND NOT granted AND objsubid = 2
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                   AND classid = %s::int::oid AND objid = hashtext(%s)::oid"""
+        return query(warehouse_url, sql, (DRAIN_LOCK_NAMESPACE, name))[0][0] > 0
+
+    wait_until(waiting, timeout=30, what=f"a drain waiting for the lock {name}")
+    return time.monotonic()
+
+
+class _WatchedGroup(IdleGroup):
+    """An IdleGroup that counts the times `queue` found itself idle."""
+
+    def __init__(self, queue: str, others: list[str]) -> None:
+        super().__init__([queue, *others])
+        self.queue = queue
+        self.idle_marks = 0
+
+    def mark(self, queue: str, idle: bool) -> bool:
+        everyone = super().mark(queue, idle)
+        if queue == self.queue and idle:
+            self.idle_marks += 1
+        return everyone
+
+
 def test_a_second_drain_waits_for_the_first_and_then_drains(amqp_url, warehouse_url, topology):
     queue = topology.queue("flights")
     sent = publish_events(amqp_url, topology, [make_flight_event() for _ in range(50)])
@@ -58,19 +88,20 @@ def test_a_second_drain_waits_for_the_first_and_then_drains(amqp_url, warehouse_
     )
     try:
         waiting.start()
-        time.sleep(1.5)
+        seen_waiting = _wait_for_lock_waiter(warehouse_url, queue)
         # still waiting: nothing consumed, nothing written
         assert waiting.is_alive()
         assert _ready(amqp_url, queue) == sent
         assert query(warehouse_url, "SELECT count(*) FROM raw.flight_events")[0][0] == 0
     finally:
+        released = time.monotonic()
         holder.close()  # the first drain ends: its connection, and the lock, go
     waiting.join(30)
     assert not waiting.is_alive()
     (stats,) = result
     assert stats.received == stats.inserted == sent
     assert stats.stop_reason == STOP_QUEUE_EMPTY
-    assert stats.lock_wait_seconds >= 1.5
+    assert stats.lock_wait_seconds >= round(released - seen_waiting, 3) - 0.001
     assert query(warehouse_url, "SELECT count(*) FROM raw.flight_events")[0][0] == sent
 
 
@@ -111,7 +142,7 @@ def test_a_quiet_queue_keeps_draining_while_its_group_has_traffic(
 ):
     """Drained together, a sparse queue does not stop at its first quiet moment."""
     queue = topology.queue("flights")
-    group = IdleGroup([queue, "busy-neighbour"])
+    group = _WatchedGroup(queue, ["busy-neighbour"])
     result: list[DrainStats] = []
     config = DrainConfig(idle_seconds=0.2, max_seconds=60)
     drainer = threading.Thread(
@@ -121,7 +152,8 @@ def test_a_quiet_queue_keeps_draining_while_its_group_has_traffic(
     )
     drainer.start()
     try:
-        time.sleep(1.0)  # five idle periods: alone it would have stopped
+        # idle twice: alone it would have stopped at the first
+        wait_until(lambda: group.idle_marks >= 2 or not drainer.is_alive(), timeout=30)
         assert drainer.is_alive()
         sent = publish_events(amqp_url, topology, [make_flight_event() for _ in range(3)])
         wait_until(
@@ -152,18 +184,20 @@ def test_a_drain_run_waits_for_its_turn_then_drains_all_its_queues(
     )
     try:
         waiting.start()
-        time.sleep(1.0)
+        seen_waiting = _wait_for_lock_waiter(warehouse_url, turn_lock_name(topology.prefix))
         assert waiting.is_alive()
         # no queue taken before the turn: the run before keeps them all
         assert _ready(amqp_url, topology.queue("flights")) == flights
         assert _ready(amqp_url, topology.queue("positions")) == positions
     finally:
+        released = time.monotonic()
         turn.close()
     waiting.join(30)
     (stats,) = result
     assert stats["flights"].received == flights
     assert stats["positions"].received == positions
-    assert all(s.lock_wait_seconds >= 1.0 for s in stats.values())
+    waited = round(released - seen_waiting, 3) - 0.001
+    assert all(s.lock_wait_seconds >= waited for s in stats.values())
     assert query(warehouse_url, "SELECT count(*) FROM raw.position_reports")[0][0] == positions
 
 

@@ -26,6 +26,8 @@ from latam_dagster.assets.raw import raw_assets
 from latam_dagster.db import ensure_database
 from latam_dagster.ingest.drain import DrainConfig, drain_queue
 from latam_dagster.ingest.topology import QUEUES, queue_depths
+from latam_dagster.observability import broker as broker_module
+from latam_dagster.observability import warehouse as warehouse_module
 from latam_dagster.observability.broker import BrokerCollector
 from latam_dagster.observability.config import management_url_from_amqp, vhost_of
 from latam_dagster.observability.dagster_state import DRAIN_TAG, DagsterCollector
@@ -62,12 +64,28 @@ def management(amqp_url: str) -> str:
     return management_url_from_amqp(amqp_url)
 
 
+class _LaterClock:
+    """A stand-in for a collector module's `time`: time() runs `ahead` seconds early, so a
+    collection sees time pass without the test waiting for it."""
+
+    def __init__(self, ahead: float) -> None:
+        self.ahead = ahead
+
+    def time(self) -> float:
+        return time.time() + self.ahead
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+
 def _drain_all(amqp_url: str, warehouse_url: str, topology) -> None:
     for family in QUEUES:
         drain_queue(amqp_url, warehouse_url, topology, family, DRAIN)
 
 
-def test_queue_depth_and_oldest_message_age(amqp_url, topology, management, warehouse_url):
+def test_queue_depth_and_oldest_message_age(
+    amqp_url, topology, management, warehouse_url, monkeypatch
+):
     collector = BrokerCollector(amqp_url, topology, vhost_of(amqp_url), management)
     exporter = Exporter([collector])
     exporter.collect_once()  # the publish counters' history starts before the traffic
@@ -94,11 +112,12 @@ def test_queue_depth_and_oldest_message_age(amqp_url, topology, management, ware
     assert value(found, "latam_rabbitmq_management_up") == 1
     assert value(found, "latam_exporter_collect_success", source="rabbitmq") == 1
 
-    time.sleep(2.0)
+    # two seconds on, for the collector
+    monkeypatch.setattr(broker_module, "time", _LaterClock(2.0))
     exporter.collect_once()
     found = samples(exporter)
     ages = by_label(found, "latam_queue_oldest_message_age_seconds", "queue")
-    now = time.time()
+    now = time.time() + 2.0
     for queue, depth in depths.items():
         if depth:  # waited at least since the counters caught up, at most since the publish began
             assert now - caught_up - 0.5 <= ages[queue] <= now - before + 0.5, queue
@@ -148,7 +167,7 @@ def _inserted(found: dict) -> dict[tuple[str, str], float]:
     }
 
 
-def test_warehouse_metrics_match_the_database(amqp_url, topology, warehouse_url):
+def test_warehouse_metrics_match_the_database(amqp_url, topology, warehouse_url, monkeypatch):
     published = publish(amqp_url, topology, simulated(12, 1500, systems=5, invalid=0.04))
     # a valid event under a routing key no binding matches lands in raw through `unrouted`
     published += publish(
@@ -222,7 +241,7 @@ def test_warehouse_metrics_match_the_database(amqp_url, topology, warehouse_url)
     pending = by_label(found, "latam_mart_pending_partitions", "table")
     assert pending == {f"marts.{m}": len(pending_dates) for m in MARTS}
     assert len(pending_dates) > 0
-    time.sleep(1.0)
+    monkeypatch.setattr(warehouse_module, "time", _LaterClock(1.0))  # a second on
     exporter.collect_once()
     mart_lag = by_label(samples(exporter), "latam_table_processing_lag_seconds", "table")
     assert mart_lag["marts.route_daily_performance"] >= 1.0

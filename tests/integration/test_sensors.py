@@ -1,7 +1,9 @@
 """The queue sensor requests one drain run of the queues where messages wait, and keeps at most
 LATAM_DRAIN_RUNS drain runs at a time."""
 
+import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from dagster import (
@@ -10,22 +12,27 @@ from dagster import (
     AssetCheckResult,
     AssetKey,
     AssetMaterialization,
+    DagsterRun,
     DagsterRunStatus,
     RunRequest,
+    RunsFilter,
     SkipReason,
     asset,
     asset_check,
     build_sensor_context,
     instance_for_test,
+    job,
     materialize,
+    op,
 )
-from dagster._core.events import DagsterEvent, DagsterEventType, StepSuccessData
-from dagster._core.test_utils import create_run_for_test
 
 from latam_dagster.ingest.publish import Publisher
+from latam_dagster.jobs import DRAIN_JOB_NAME
 from latam_dagster.quality.audit_checks import all_audit_check_keys
 from latam_dagster.resources import RabbitMQResource
-from latam_dagster.sensors.queue_sensors import checks_due, queue_sensor
+from latam_dagster.sensors import queue_sensors
+from latam_dagster.sensors.queue_sensors import DRAIN_STEP, checks_due, queue_sensor
+from tests.integration.ingest_helpers import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -42,18 +49,7 @@ def _evaluate(instance, amqp_url, topology, definitions=None):
 
 
 def _drain_running(instance, status=DagsterRunStatus.STARTED) -> str:
-    return create_run_for_test(instance, job_name="drain_job", status=status).run_id
-
-
-def _drain_step_ended(instance, run_id: str) -> None:
-    """Record that the run's drain step succeeded, as the run worker would."""
-    event = DagsterEvent(
-        event_type_value=DagsterEventType.STEP_SUCCESS.value,
-        job_name="drain_job",
-        step_key="drain_queues",
-        event_specific_data=StepSuccessData(duration_ms=1.0),
-    )
-    instance.report_dagster_event(event, run_id=run_id)
+    return instance.add_run(DagsterRun(job_name=DRAIN_JOB_NAME, status=status)).run_id
 
 
 def test_empty_queue_skips(amqp_url, topology):
@@ -123,11 +119,45 @@ def test_runs_that_have_drained_do_not_hold_back_the_next_drain(amqp_url, topolo
     monkeypatch.setenv("LATAM_DRAIN_RUNS", "1")
     with Publisher(amqp_url, topology, declare_topology=False) as pub:
         pub.publish_body(b"{}", "flight.test")
+    drain, curated_started, finish = threading.Event(), threading.Event(), threading.Event()
+
+    # a real drain run, held at its drain step and then at its curated step
+    @op(name=DRAIN_STEP)
+    def drain_step() -> int:
+        assert drain.wait(30)
+        return 1
+
+    @op
+    def curated_step(_drained: int) -> None:
+        curated_started.set()
+        assert finish.wait(30)
+
+    @job(name=DRAIN_JOB_NAME)
+    def drain_job():
+        curated_step(drain_step())
+
     with instance_for_test() as instance:
-        run_id = _drain_running(instance)
-        assert isinstance(_evaluate(instance, amqp_url, topology), SkipReason)
-        _drain_step_ended(instance, run_id)  # the run goes on with its curated steps
-        assert isinstance(_evaluate(instance, amqp_url, topology), RunRequest)
+        outcome = []
+        runner = threading.Thread(
+            target=lambda: outcome.append(drain_job.execute_in_process(instance=instance))
+        )
+        runner.start()
+        try:
+            wait_until(
+                lambda: instance.get_run_records(
+                    RunsFilter(job_name=DRAIN_JOB_NAME, statuses=[DagsterRunStatus.STARTED])
+                ),
+                timeout=30,
+            )
+            assert isinstance(_evaluate(instance, amqp_url, topology), SkipReason)
+            drain.set()  # the drain step ends; the run goes on with its curated step
+            assert curated_started.wait(30)
+            assert isinstance(_evaluate(instance, amqp_url, topology), RunRequest)
+        finally:
+            drain.set()
+            finish.set()
+            runner.join(30)
+        assert outcome and outcome[0].success
 
 
 def test_broker_down_is_a_clear_skip(topology):
@@ -152,7 +182,8 @@ def _check_record(instance, passed: bool):
     return AssetCheckKey(AssetKey("checked_table"), "rows_valid")
 
 
-def test_checks_are_due_when_never_run_old_or_failed():
+def test_checks_are_due_when_never_run_old_or_failed(monkeypatch):
+    later = SimpleNamespace(time=lambda: time.time() + 0.3)  # the sensor's clock, 0.3 s ahead
     with instance_for_test() as instance:
         ctx = build_sensor_context(instance=instance)
         key = AssetCheckKey(AssetKey("checked_table"), "rows_valid")
@@ -160,8 +191,10 @@ def test_checks_are_due_when_never_run_old_or_failed():
         _check_record(instance, passed=True)
         assert not checks_due(ctx, [key], 60)  # passed a moment ago
         assert checks_due(ctx, [key], 0)  # 0: every run checks
-        time.sleep(0.3)
-        assert checks_due(ctx, [key], 0.2)  # older than the interval
+        with monkeypatch.context() as m:
+            m.setattr(queue_sensors, "time", later)
+            assert checks_due(ctx, [key], 0.2)  # older than the interval
+            assert not checks_due(ctx, [key], 60)
         _check_record(instance, passed=False)
         assert checks_due(ctx, [key], 60)  # failed: every run checks until it passes
 
