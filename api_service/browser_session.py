@@ -53,12 +53,13 @@ class _QualitySessionInterface(SecureCookieSessionInterface):
 def init_browser_sessions(app: Flask, config: ApiConfig) -> None:
     """Sign sessions with the configured secret (or this process's random one) and set the
     cookie's flags."""
-    if not config.session_secret:
+    secret = config.session_secret.get_secret_value()
+    if not secret:
         log.info(
             "LATAM_API_SESSION_SECRET is not set: quality report sessions are signed with a random "
             "key of this process and end when it restarts"
         )
-    app.secret_key = config.session_secret or GENERATED_SESSION_SECRET
+    app.secret_key = secret or GENERATED_SESSION_SECRET
     app.session_interface = _QualitySessionInterface()
     app.config.update(
         SESSION_COOKIE_NAME=COOKIE_NAME,

@@ -1,29 +1,24 @@
-"""Settings of the REST API, read from the environment the same way `latam_dagster.settings` is.
+"""The REST API's settings: read by `latam_dagster.settings.ApiConfig`, completed here.
 
 The API reads the warehouse as the read-only role `latam_api_reader`: by default the URL is
 LATAM_WAREHOUSE_URL with its user replaced by that role (and its password dropped), so one
-setting serves the pipeline and the API locally; production sets LATAM_API_DATABASE_URL.
+setting serves the pipeline and the API locally; production sets LATAM_API_DATABASE_URL. The
+derivation lives here, not in the settings module, because settings sits below api_service.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
-from dataclasses import dataclass, replace
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from latam_dagster.quality.settings import get_quality_settings
-from latam_dagster.settings import get_settings, libpq_url
+from latam_dagster.settings import ApiConfig, get_settings, libpq_url
+
+__all__ = ["GENERATED_SESSION_SECRET", "READ_ONLY_ROLE", "ApiConfig", "get_api_config", "role_url"]
 
 READ_ONLY_ROLE = "latam_api_reader"
 # Signs browser sessions when LATAM_API_SESSION_SECRET is unset. Made once per process at import:
 # the gunicorn master imports this module before it forks, so all its workers share it.
 GENERATED_SESSION_SECRET = secrets.token_urlsafe(32)
-
-
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name)
-    return default if value is None or value == "" else value
 
 
 def role_url(url: str, role: str, password: str | None = None) -> str:
@@ -40,50 +35,15 @@ def role_url(url: str, role: str, password: str | None = None) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
 
 
-@dataclass(frozen=True)
-class ApiConfig:
-    """Typed view of the API's environment. Field docs double as the README's settings table."""
-
-    database_url: str
-    """LATAM_API_DATABASE_URL: database the API reads, as the read-only role (default: derived)."""
-    host: str
-    """LATAM_API_HOST: address `latam api` binds."""
-    port: int
-    """LATAM_API_PORT: port `latam api` binds."""
-    workers: int
-    """LATAM_API_WORKERS: gunicorn worker processes."""
-    threads: int
-    """LATAM_API_THREADS: threads per worker (and database connections per worker)."""
-    cursor_secret: str
-    """LATAM_API_CURSOR_SECRET: key that signs pagination cursors (same on every replica)."""
-    key_cache_seconds: float
-    """LATAM_API_KEY_CACHE_SECONDS: how long a worker trusts a key lookup (revocation delay)."""
-    statement_timeout_ms: int
-    """LATAM_API_STATEMENT_TIMEOUT_MS: longest query the API lets run."""
-    data_docs_dir: str
-    """LATAM_QUALITY_DOCS_DIR (the quality layer's setting): Data Docs site served at /quality/docs/."""
-    session_secret: str = ""
-    """LATAM_API_SESSION_SECRET: key that signs the quality report's browser sessions (same on
-    every replica); unset, a random one per API process, so sessions end when it restarts."""
-    testing: bool = False
-
-
 def get_api_config(**overrides: object) -> ApiConfig:
     """Read the API settings from the environment now; keyword arguments override them."""
-    base = get_settings()
-    url = os.environ.get("LATAM_API_DATABASE_URL") or role_url(
-        base.warehouse_url, READ_ONLY_ROLE, os.environ.get("LATAM_API_DATABASE_PASSWORD")
+    config = ApiConfig(**overrides)
+    if config.database_url:
+        return config
+    password = config.database_password
+    url = role_url(
+        get_settings().warehouse_url,
+        READ_ONLY_ROLE,
+        password.get_secret_value() if password else None,
     )
-    config = ApiConfig(
-        database_url=libpq_url(url),
-        host=_env("LATAM_API_HOST", "127.0.0.1"),
-        port=int(_env("LATAM_API_PORT", "8080")),
-        workers=int(_env("LATAM_API_WORKERS", "2")),
-        threads=int(_env("LATAM_API_THREADS", "4")),
-        cursor_secret=_env("LATAM_API_CURSOR_SECRET", "local-dev-only-change-me"),
-        key_cache_seconds=float(_env("LATAM_API_KEY_CACHE_SECONDS", "5")),
-        statement_timeout_ms=int(_env("LATAM_API_STATEMENT_TIMEOUT_MS", "5000")),
-        data_docs_dir=get_quality_settings().data_docs_dir,
-        session_secret=_env("LATAM_API_SESSION_SECRET", ""),
-    )
-    return replace(config, **overrides) if overrides else config  # type: ignore[arg-type]
+    return config.model_copy(update={"database_url": url})

@@ -61,7 +61,7 @@ def fetch_page(
     columns: Sequence[str],
 ) -> Response:
     """Run a keyset-paginated list query and answer one page in the negotiated format."""
-    secret = services().config.cursor_secret
+    secret = services().config.cursor_secret.get_secret_value()
     after = None
     if args.get("cursor"):
         after = pagination.decode_cursor(secret, kind, args["cursor"], parsers)

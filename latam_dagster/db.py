@@ -135,3 +135,73 @@ def migrate(url: str) -> list[str]:
             )
             applied.append(m.name)
     return applied
+
+
+class SchemaMismatch(RuntimeError):
+    """The warehouse's schema version is not the one this code was written for."""
+
+
+def _fmt(version: int) -> str:
+    return f"{version:04d}"
+
+
+def code_version() -> int:
+    """The newest migration this code ships: the schema version it needs."""
+    migrations = load_migrations()
+    return migrations[-1].version if migrations else 0
+
+
+def applied_versions(url: str) -> set[int]:
+    """Versions recorded in `schema_migrations`, read in a read-only session (no DDL, ever).
+
+    A missing database or a missing table means nothing was applied.
+    """
+    try:
+        conn = connect(url)
+    except psycopg2.OperationalError as exc:
+        if "does not exist" in str(exc) and "database" in str(exc):
+            return set()
+        raise
+    try:
+        conn.set_session(readonly=True)
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('public.schema_migrations') IS NOT NULL")
+            if not cur.fetchone()[0]:
+                return set()
+            cur.execute("SELECT version FROM public.schema_migrations")
+            return {v for (v,) in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def schema_version(url: str) -> int:
+    """The newest migration applied to the warehouse (0 when none)."""
+    return max(applied_versions(url), default=0)
+
+
+def pending_migrations(url: str) -> list[Migration]:
+    """Migrations of this code not yet applied to the warehouse, in order."""
+    done = applied_versions(url)
+    return [m for m in load_migrations() if m.version not in done]
+
+
+def require_schema(url: str) -> int:
+    """Refuse to go on unless the warehouse has exactly this code's migrations; returns the version.
+
+    Processes other than the deploy step (`latam migrate`) call this at start instead of migrating,
+    so they need no DDL rights and never change the schema behind a running system.
+    """
+    done = applied_versions(url)
+    needed = code_version()
+    have = max(done, default=0)
+    if have > needed:
+        raise SchemaMismatch(
+            f"warehouse at version {_fmt(have)}, newer than this code ({_fmt(needed)}): "
+            "deploy the code that matches the warehouse"
+        )
+    missing = [m for m in load_migrations() if m.version not in done]
+    if missing:
+        raise SchemaMismatch(
+            f"warehouse at version {_fmt(have)}, this code needs {_fmt(needed)}: run `latam migrate`"
+        )
+    return have

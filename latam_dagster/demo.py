@@ -203,7 +203,7 @@ def run_demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> 
 
 def issue_key(warehouse_url: str, name: str, replace: bool = False) -> str:
     """A new key with every scope, for programs (the demo prints one); `replace` first revokes
-    an active key of that name."""
+    an active key of that name. It migrates: the demo is the one-machine deploy."""
     from api_service.auth import SCOPES, create_key, revoke_key
     from latam_dagster import db
 

@@ -5,6 +5,10 @@ topology, DAGSTER_HOME with its dagster.yaml and the Dagster database), executes
 (drains, reference data, curated tables) in process against the instance in DAGSTER_HOME, and then
 the marts job for the flight dates the batch touched, one run per range of dates, so every run shows
 in the UI. `full_refresh` rebuilds curated and marts from raw the same way.
+
+`run_once`, `full_refresh` and the demo migrate first because they are the one-machine deploy:
+code and warehouse move together. Everywhere else (Dagster runs, the API, the exporter) only the
+schema version is checked, and `latam migrate` is the deploy step.
 """
 
 from __future__ import annotations

@@ -85,8 +85,6 @@ def build_curated_asset(table: str, deps: list[AssetKey]) -> AssetsDefinition:
     def _update(
         context: AssetExecutionContext, config: CuratedConfig, warehouse: WarehouseResource
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
-        if config.full_refresh:
-            warehouse.migrate()
         selected = set(context.selected_asset_check_keys)
         try:
             result = update_table(
@@ -145,7 +143,6 @@ _HISTORY_SQL = load_sql("curated", "flight_event_history")
 )
 def flight_event_history(warehouse: WarehouseResource) -> MaterializeResult:
     """A view: materializing it (re)creates the definition; its rows are always current."""
-    warehouse.migrate()
     apply_flight_event_history(warehouse.url)
     return MaterializeResult(metadata={"kind": "view"})
 

@@ -98,7 +98,6 @@ def drain_queues(
     rabbitmq: RabbitMQResource,
     warehouse: WarehouseResource,
 ) -> Iterator[MaterializeResult]:
-    warehouse.migrate()
     topo = rabbitmq.topology
     config = DrainConfig.from_settings(get_settings())
     families = [f for f in QUEUES if raw_asset_key(f) in context.selected_asset_keys]

@@ -42,7 +42,6 @@ REFERENCE_REFRESH_CRON = "0 4 * * 1"
     ),
 )
 def dim_airport(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    warehouse.migrate()
     load = load_dim_airport(warehouse.url)
     context.log.info(
         f"dim_airport: {load.airports} airports, {load.changed_rows} changed "

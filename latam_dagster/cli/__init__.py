@@ -15,15 +15,15 @@ if TYPE_CHECKING:
 
 
 class FriendlyErrors(click.Group):
-    """Turn 'service not reachable' errors into one clear line and exit status 2."""
+    """Turn 'service not reachable' and schema-version errors into one line and exit status 2."""
 
     def invoke(self, ctx: click.Context):
-        from latam_dagster.db import WarehouseUnavailable
+        from latam_dagster.db import SchemaMismatch, WarehouseUnavailable
         from latam_dagster.ingest.topology import BrokerUnavailable
 
         try:
             return super().invoke(ctx)
-        except (WarehouseUnavailable, BrokerUnavailable) as exc:
+        except (WarehouseUnavailable, BrokerUnavailable, SchemaMismatch) as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
 
@@ -33,15 +33,56 @@ def main() -> None:
     """LATAM airline data platform."""
 
 
+def _echo_seeded(seeded: int | None) -> None:
+    if seeded is not None:
+        click.echo(f"curated.dim_airport was empty: loaded {seeded} airports")
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Only list pending migrations; exit 1 if any.")
+def migrate(check: bool) -> None:
+    """Apply pending warehouse migrations (the deploy step), then load airports if missing.
+
+    Every other process only checks the schema version and refuses to start on a mismatch, so
+    this is the one command that needs the owner's credentials.
+    """
+    from latam_dagster import db
+    from latam_dagster.transform.airports import seed_dim_airport
+
+    url = get_settings().warehouse_url
+    if check:
+        pending = db.pending_migrations(url)
+        for m in pending:
+            click.echo(f"pending {m.name}")
+        if pending:
+            click.echo(f"{len(pending)} pending migration(s): run `latam migrate`")
+            sys.exit(1)
+        db.require_schema(url)  # a warehouse newer than the code is not "up to date" either
+        click.echo(f"warehouse at version {db.schema_version(url):04d}: up to date")
+        return
+    applied = db.migrate(url)
+    for name in applied:
+        click.echo(f"applied {name}")
+    click.echo(
+        f"warehouse at version {db.schema_version(url):04d} ({len(applied)} migration(s) applied)"
+    )
+    _echo_seeded(seed_dim_airport(url))
+
+
 @main.command()
 def init() -> None:
-    """Create the databases and schemas, the RabbitMQ topology and DAGSTER_HOME."""
+    """Migrate the warehouse, load airports if missing, declare RabbitMQ, create DAGSTER_HOME."""
     from latam_dagster.pipeline import ensure_dagster_home, prepare
+    from latam_dagster.transform.airports import seed_dim_airport
 
     settings = get_settings()
     applied = prepare(settings)
+    seeded = seed_dim_airport(settings.warehouse_url)
     home = ensure_dagster_home(settings)
+    for name in applied:
+        click.echo(f"applied {name}")
     click.echo(f"warehouse ready ({len(applied)} migration(s) applied)")
+    _echo_seeded(seeded)
     click.echo(f"topology '{settings.topology_prefix}' declared on RabbitMQ")
     click.echo(f"DAGSTER_HOME={home}")
 

@@ -23,19 +23,15 @@ def _gunicorn() -> str:
 @click.option("--host", default=None, help="Address to bind (default LATAM_API_HOST, 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default LATAM_API_PORT, 8080).")
 @click.option("--workers", default=None, type=int, help="gunicorn workers (LATAM_API_WORKERS).")
-@click.option(
-    "--no-migrate",
-    is_flag=True,
-    help="Do not apply pending warehouse migrations first (when the API has no owner rights).",
-)
+@click.option("--no-migrate", is_flag=True, hidden=True, help="Ignored: the API never migrates.")
 def api(host: str | None, port: int | None, workers: int | None, no_migrate: bool) -> None:
-    """Serve the REST API with gunicorn, reading the warehouse as the read-only role."""
-    from api_service.config import get_api_config
-    from latam_dagster import db
+    """Serve the REST API with gunicorn, reading the warehouse as the read-only role.
 
-    settings = get_settings()
-    if not no_migrate:
-        db.migrate(settings.warehouse_url)  # creates the read-only role and the key table
+    It never runs DDL: it checks the schema version first and refuses to start (exit status 2)
+    when the warehouse does not match the code; `latam migrate` is the deploy step.
+    """
+    from api_service.config import get_api_config
+
     for name, value in (
         ("LATAM_API_HOST", host),
         ("LATAM_API_PORT", port),
@@ -44,6 +40,7 @@ def api(host: str | None, port: int | None, workers: int | None, no_migrate: boo
         if value is not None:
             os.environ[name] = str(value)
     config = get_api_config()
+    _require_schema(config.database_url)
     metrics_dir = tempfile.mkdtemp(prefix="latam-api-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     click.echo(
@@ -59,9 +56,27 @@ def api(host: str | None, port: int | None, workers: int | None, no_migrate: boo
     )
 
 
+def _require_schema(api_url: str) -> None:
+    """Check the schema as the API's own role (migration 0031 lets it read the applied versions);
+    on a warehouse too old for that role to read them, or without the role yet, ask as
+    LATAM_WAREHOUSE_URL in a read-only session, to say which migrations are missing."""
+    import psycopg2
+
+    from latam_dagster import db
+
+    try:
+        db.require_schema(api_url)
+    except (psycopg2.errors.InsufficientPrivilege, psycopg2.OperationalError):
+        db.require_schema(get_settings().warehouse_url)
+
+
 @click.group("api-key")
 def api_key() -> None:
-    """Create, revoke and list the REST API's keys."""
+    """Create, revoke and list the REST API's keys.
+
+    Admin commands run with the owner's credentials, yet they only check the schema version
+    rather than migrate: a key written into a half-deployed schema would be an unnoticed deploy.
+    """
 
 
 def _scopes(values: tuple[str, ...]) -> list[str]:
@@ -88,7 +103,7 @@ def api_key_create(name: str, scopes: tuple[str, ...]) -> None:
     from latam_dagster import db
 
     url = get_settings().warehouse_url
-    db.migrate(url)
+    db.require_schema(url)
     chosen = _scopes(scopes)
     try:
         with db.connection(url) as conn:
@@ -109,7 +124,7 @@ def api_key_revoke(name: str) -> None:
     from latam_dagster import db
 
     url = get_settings().warehouse_url
-    db.migrate(url)
+    db.require_schema(url)
     with db.connection(url) as conn:
         revoked = revoke_key(conn, name)
     if not revoked:
@@ -127,7 +142,7 @@ def api_key_list(include_revoked: bool, as_json: bool) -> None:
     from latam_dagster import db
 
     url = get_settings().warehouse_url
-    db.migrate(url)
+    db.require_schema(url)
     with db.connection(url) as conn:
         keys = list_keys(conn, include_revoked)
     if as_json:

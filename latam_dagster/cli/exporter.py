@@ -26,7 +26,12 @@ log = logging.getLogger("latam_dagster.observability")
 def exporter(
     host: str | None, port: int | None, interval: float | None, no_dagster: bool, once: bool
 ) -> None:
-    """Serve RabbitMQ, warehouse and Dagster metrics for Prometheus at /metrics."""
+    """Serve RabbitMQ, warehouse and Dagster metrics for Prometheus at /metrics.
+
+    Refuses to start (exit status 2) when the warehouse schema does not match the code: its
+    queries name this version's tables, and it never migrates.
+    """
+    from latam_dagster import db
     from latam_dagster.observability.config import get_exporter_config
     from latam_dagster.observability.exporter import build_exporter
     from latam_dagster.observability.logging import configure_logging
@@ -40,6 +45,11 @@ def exporter(
     if interval is not None:
         overrides["interval_seconds"] = interval
     config = get_exporter_config(**overrides)
+    try:
+        db.require_schema(config.settings.warehouse_url)
+    except db.WarehouseUnavailable as exc:
+        # a warehouse that is down is what the exporter reports, not a reason not to start
+        log.warning("schema version not checked: %s", exc, extra={"event": "schema_unchecked"})
     exp = build_exporter(config, with_dagster=not no_dagster)
     if once:
         results = exp.collect_once()

@@ -14,8 +14,7 @@ from typing import Any, NoReturn
 import click
 import psycopg2
 
-from latam_dagster.quality.settings import get_quality_settings
-from latam_dagster.settings import get_settings
+from latam_dagster.settings import get_quality_settings, get_settings
 
 
 @click.group()

@@ -21,11 +21,11 @@ from prometheus_client.core import Metric
 
 from latam_dagster.ingest.topology import Topology
 from latam_dagster.observability.broker import BrokerCollector
-from latam_dagster.observability.config import ExporterConfig
+from latam_dagster.observability.config import vhost_of
 from latam_dagster.observability.dagster_state import DagsterCollector
 from latam_dagster.observability.families import Families
 from latam_dagster.observability.warehouse import WarehouseCollector
-from latam_dagster.settings import normalize_pg_url
+from latam_dagster.settings import ExporterConfig, normalize_pg_url
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def build_exporter(config: ExporterConfig, with_dagster: bool = True) -> Exporte
         BrokerCollector(
             s.amqp_url,
             topology,
-            config.vhost,
+            vhost_of(s.amqp_url),
             config.management_url,
             config.queue_age_window_seconds,
         ),

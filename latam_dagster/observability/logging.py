@@ -130,8 +130,9 @@ def configure_logging(
     """
     from latam_dagster.settings import get_settings
 
-    level = (level or get_settings().log_level).upper()
-    fmt = (fmt or os.environ.get("LATAM_LOG_FORMAT") or "json").lower()
+    settings = get_settings()
+    level = (level or settings.log_level).upper()
+    fmt = (fmt or settings.log_format).lower()
     handler = logging.StreamHandler(stream or sys.stderr)
     if fmt == "text":
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

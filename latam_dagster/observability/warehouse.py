@@ -31,7 +31,7 @@ import psycopg2.extensions
 from latam_dagster.db import connect
 from latam_dagster.ingest.topology import QUEUES, ROUTING_PREFIX, Topology
 from latam_dagster.observability.families import Families, LabelGuard
-from latam_dagster.quality.settings import get_quality_settings
+from latam_dagster.settings import get_quality_settings
 from latam_dagster.transform.curated import TABLES as CURATED_TABLES
 from latam_dagster.transform.marts import MARTS
 

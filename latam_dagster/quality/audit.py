@@ -28,7 +28,7 @@ import psycopg2.extensions
 
 from latam_dagster.quality.failing_rows import Relation, literal, rejected_condition
 from latam_dagster.quality.rules import Expect, Rule, TableSuite
-from latam_dagster.quality.settings import get_quality_settings
+from latam_dagster.settings import get_quality_settings
 
 Cursor = psycopg2.extensions.cursor
 QUERY_EXPECTATION = "UnexpectedRowsExpectation"

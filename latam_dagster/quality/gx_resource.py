@@ -15,8 +15,7 @@ from pydantic import Field
 from latam_dagster.quality import history
 from latam_dagster.quality.outcome import SuiteOutcome
 from latam_dagster.quality.rules import Scope, TableSuite
-from latam_dagster.quality.settings import get_quality_settings
-from latam_dagster.settings import get_settings
+from latam_dagster.settings import get_quality_settings, get_settings
 
 
 class GreatExpectationsResource(ConfigurableResource):

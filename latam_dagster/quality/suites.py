@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from latam_dagster.quality.audit import AuditedTable
 from latam_dagster.quality.rules import ROW, Rule, TableSuite, gxe
-from latam_dagster.quality.settings import get_quality_settings
+from latam_dagster.settings import get_quality_settings
 
 FLIGHT_STATUSES = ["scheduled", "boarding", "departed", "arrived", "cancelled", "diverted"]
 CARRIER_CODE = r"^[A-Z0-9]{2}$"

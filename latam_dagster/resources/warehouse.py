@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg2.extensions
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field
 
 from latam_dagster import db
@@ -18,12 +18,16 @@ class WarehouseResource(ConfigurableResource):
 
     url: str = Field(default_factory=lambda: get_settings().warehouse_url)
 
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Fail the run at its start, with the reason in the UI, when the schema does not match.
+
+        Runs never migrate: `latam migrate` is the deploy step, so a run on an old (or newer)
+        warehouse stops here instead of half-working on the wrong tables.
+        """
+        db.require_schema(self.url)
+
     @contextmanager
     def connection(self) -> Iterator[psycopg2.extensions.connection]:
         """A psycopg2 connection that commits on success and always closes."""
         with db.connection(self.url) as conn:
             yield conn
-
-    def migrate(self) -> list[str]:
-        """Create the database if missing and apply pending migrations."""
-        return db.migrate(self.url)

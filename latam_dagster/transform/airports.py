@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import airportsdata
 from psycopg2.extras import execute_values
 
+from latam_dagster.db import connection
 from latam_dagster.transform.session import transform_transaction
 
 if TYPE_CHECKING:
@@ -102,3 +103,18 @@ def load_dim_airport(url: str) -> AirportLoad:
         source_version=str(getattr(airportsdata, "__version__", "unknown")),
         seconds=time.perf_counter() - started,
     )
+
+
+def seed_dim_airport(url: str) -> int | None:
+    """Load curated.dim_airport when it is empty; returns the airports loaded, None if not needed.
+
+    A re-created or restored warehouse behind an existing Dagster instance would otherwise stay
+    without airports: the instance remembers an earlier materialization, so automation does not
+    reload it, and every flight is held back as at an unknown airport. `latam migrate` and
+    `latam init` call this, so the deploy step leaves no warehouse without reference data.
+    """
+    with connection(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT EXISTS (SELECT 1 FROM curated.dim_airport)")
+        if cur.fetchone()[0]:
+            return None
+    return load_dim_airport(url).airports

@@ -34,7 +34,8 @@ def transform_transaction(
             cur.execute("SET LOCAL random_page_cost = 1.1")
             cur.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
             cur.execute(
-                "SELECT set_config('latam.pii_hash_key', %s, true)", (get_settings().pii_hash_key,)
+                "SELECT set_config('latam.pii_hash_key', %s, true)",
+                (get_settings().pii_hash_key.get_secret_value(),),
             )
             yield cur
     finally:

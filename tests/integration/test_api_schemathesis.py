@@ -99,7 +99,7 @@ def issued(client, api_config) -> Issued:
         cursor = client.get(f"{values.url(list_path)}?limit=1").get_json()["next_cursor"]
         if cursor is None and list_path in SIGNED_CURSORS:
             kind, sort_key = SIGNED_CURSORS[list_path]
-            cursor = encode_cursor(api_config.cursor_secret, kind, sort_key)
+            cursor = encode_cursor(api_config.cursor_secret.get_secret_value(), kind, sort_key)
         assert cursor, f"{list_path} has fewer than two rows to page through"
         values.cursors[list_path] = cursor
     return values

@@ -14,8 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from latam_dagster.quality.settings import get_quality_settings
-from latam_dagster.settings import get_settings
+from latam_dagster.settings import get_quality_settings, get_settings
 from latam_dagster.transform.curated import update_all
 from latam_dagster.transform.full_refresh import full_refresh
 from latam_dagster.transform.marts import pending_dates_at, refresh_pending
@@ -108,7 +107,7 @@ TOLERANCE = {"distance_km": 0.11, "p90_arr_delay_min": 0.011, "latitude": 1e-9, 
 def assert_matches_reference(url: str, events: list[dict]) -> reference_impl.Reference:
     """staging.* equals the computed rows, curated.* the published ones, the marts theirs, and
     quality.rejects what the reference holds back. Returns the reference for further checks."""
-    ref = reference_impl.compute(events, get_settings().pii_hash_key)
+    ref = reference_impl.compute(events, get_settings().pii_hash_key.get_secret_value())
     audited = (
         ("fact_flight", ["flight_key"], FACT_COLUMNS),
         ("flight_passenger_load", ["flight_key"], LOAD_COLUMNS),

@@ -65,7 +65,7 @@ def _flight_keys(url: str, schema: str = "curated") -> set[str]:
 
 def _held_unknown_airport(events: list[dict]) -> set[tuple[str, str, str]]:
     """What the audit must hold back of chaos events: the flights to the unknown airport."""
-    ref = reference_impl.compute(events, get_settings().pii_hash_key)
+    ref = reference_impl.compute(events, get_settings().pii_hash_key.get_secret_value())
     assert ref.rejects, "the events should include a flight to the unknown airport"
     assert {rule for _, _, rule in ref.rejects} == {"flight_airports_known"}
     return ref.rejects
@@ -170,7 +170,7 @@ def test_passenger_refs_only_appear_as_keyed_hashes(warehouse_url, monkeypatch):
         _, rows = fetch_rows(warehouse_url, f"SELECT t::text FROM {table} AS t")
         text = "\n".join(r[0] for r in rows)
         assert not any(ref in text for ref in refs), table
-    secret = get_settings().pii_hash_key.encode()
+    secret = get_settings().pii_hash_key.get_secret_value().encode()
     expected = {hmac.new(secret, r.encode(), hashlib.sha256).hexdigest() for r in refs}
     hashes = fetch_rows(warehouse_url, "SELECT passenger_hash FROM curated.flight_passenger")[1]
     assert {h for (h,) in hashes} == expected

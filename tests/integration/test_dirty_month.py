@@ -102,7 +102,7 @@ class Faults:
 
     def __init__(self, clean: list[dict]):
         self.rng = random.Random(SEED + 1)
-        computed = ref_impl.compute(clean, get_settings().pii_hash_key)
+        computed = ref_impl.compute(clean, get_settings().pii_hash_key.get_secret_value())
         flights = computed.fact_flight.set_index("flight_key")
         boarded = computed.flight_passenger_load.set_index("flight_key")["passengers_boarded"]
         # six distinct flights that arrived with a few passengers: the load faults need some
@@ -396,7 +396,7 @@ def test_dirty_month_is_held_back_listed_never_served_then_published_once_correc
     faults = Faults(clean)
     round_one = clean + faults.dirty()
     assert_valid(round_one)
-    secret = get_settings().pii_hash_key
+    secret = get_settings().pii_hash_key.get_secret_value()
     ref = ref_impl.compute(round_one, secret)
     flights = len(ref.fact_flight)
     # the reference agrees the planted faults, and only they, break a rule that holds back
@@ -549,7 +549,7 @@ def test_batch_above_reject_threshold_blocks(env, amqp_url, topology, warehouse_
     # the operator accepts the share for this batch: the good rows publish, the typos wait
     proc = latam({**env, "LATAM_QUALITY_REJECT_MAX_PCT": "50"}, "run-once")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ref = ref_impl.compute(earlier + batch, get_settings().pii_hash_key)
+    ref = ref_impl.compute(earlier + batch, get_settings().pii_hash_key.get_secret_value())
     assert ref.rejects == {(FACT, k, "flight_airports_known") for k in typos}
     assert set(listed_rejects(env)) == ref.rejects
     assert_warehouse_matches(url, ref)

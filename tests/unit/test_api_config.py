@@ -29,3 +29,19 @@ def test_settings_from_environment(monkeypatch):
     config = get_api_config()
     assert config.workers == 5 and config.port == 9000
     assert get_api_config(port=1234).port == 1234
+
+
+def test_the_password_goes_into_the_derived_url_only(monkeypatch):
+    monkeypatch.setenv("LATAM_WAREHOUSE_URL", "postgresql+psycopg2://owner:o@db:5432/latam")
+    monkeypatch.delenv("LATAM_API_DATABASE_URL", raising=False)
+    monkeypatch.setenv("LATAM_API_DATABASE_PASSWORD", "p@ss")
+    assert get_api_config().database_url == "postgresql://latam_api_reader:p%40ss@db:5432/latam"
+    monkeypatch.setenv("LATAM_API_DATABASE_URL", "postgresql+psycopg2://api@replica/latam")
+    assert get_api_config().database_url == "postgresql://api@replica/latam"
+
+
+def test_secret_overrides_are_secret_too():
+    """Tests and the CLI pass plain strings; they are kept as SecretStr like the environment's."""
+    config = get_api_config(cursor_secret="c", session_secret="s")
+    assert config.cursor_secret.get_secret_value() == "c"
+    assert config.session_secret.get_secret_value() == "s"

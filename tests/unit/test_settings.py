@@ -2,9 +2,22 @@
 
 from pathlib import Path
 
+import pytest
+from pydantic import SecretStr, ValidationError
+
 from latam_dagster.jobs import DRAIN_TAG
+from latam_dagster.observability.config import get_exporter_config
 from latam_dagster.observability.dagster_state import DRAIN_TAG as COLLECTOR_DRAIN_TAG
-from latam_dagster.settings import get_settings, libpq_url, normalize_pg_url
+from latam_dagster.settings import (
+    ApiConfig,
+    ExporterConfig,
+    QualitySettings,
+    Settings,
+    get_quality_settings,
+    get_settings,
+    libpq_url,
+    normalize_pg_url,
+)
 
 
 def test_plain_postgres_urls_map_to_the_installed_driver():
@@ -48,3 +61,79 @@ def test_drain_runs_fit_the_instance_tag_limit(monkeypatch):
     assert DRAIN_TAG == COLLECTOR_DRAIN_TAG  # the exporter counts drain runs by the same tag
     # no pools: a step waiting for a pool slot busy-polls in Dagster 1.13 (see dagster.yaml)
     assert "pools" not in config["concurrency"]
+
+
+SECRETS = {
+    "LATAM_PII_HASH_KEY": "pii-key-not-to-be-shown",
+    "LATAM_API_CURSOR_SECRET": "cursor-secret-not-to-be-shown",
+    "LATAM_API_SESSION_SECRET": "session-secret-not-to-be-shown",
+    "LATAM_API_DATABASE_PASSWORD": "db-password-not-to-be-shown",
+}
+
+
+def test_secrets_are_secret_str_and_never_shown(monkeypatch):
+    """A settings object may be logged or shown in a traceback: no secret may show with it."""
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("LATAM_API_DATABASE_URL", raising=False)
+    settings = get_settings()
+    api = ApiConfig()
+    assert isinstance(settings.pii_hash_key, SecretStr)
+    for field in ("cursor_secret", "session_secret", "database_password"):
+        assert isinstance(getattr(api, field), SecretStr)
+    assert settings.pii_hash_key.get_secret_value() == SECRETS["LATAM_PII_HASH_KEY"]
+    assert api.cursor_secret.get_secret_value() == SECRETS["LATAM_API_CURSOR_SECRET"]
+    shown = " ".join(
+        text
+        for obj in (settings, api, get_exporter_config(), get_quality_settings())
+        for text in (repr(obj), str(obj))
+    )
+    for value in SECRETS.values():
+        assert value not in shown
+
+
+def test_an_empty_variable_means_the_default(monkeypatch):
+    """Deployment templates often set a variable to "" to leave it unset."""
+    for name in ("LATAM_DRAIN_BATCH_SIZE", "LATAM_PII_HASH_KEY", "LATAM_QUALITY_BUILD_DOCS"):
+        monkeypatch.setenv(name, "")
+    monkeypatch.setenv("LATAM_API_CURSOR_SECRET", "")
+    monkeypatch.setenv("LATAM_API_SESSION_SECRET", "")
+    monkeypatch.setenv("LATAM_QUALITY_DIR", "")
+    monkeypatch.setenv("LATAM_QUALITY_DOCS_DIR", "")
+    settings = get_settings()
+    assert settings.drain_batch_size == 2000
+    assert settings.pii_hash_key.get_secret_value() == "local-dev-only-change-me"
+    quality = get_quality_settings()
+    assert quality.build_data_docs is True
+    assert quality.data_docs_dir == str(Path.cwd() / ".latam_quality" / "data_docs")
+    api = ApiConfig()
+    assert api.cursor_secret.get_secret_value() == "local-dev-only-change-me"
+    assert api.session_secret.get_secret_value() == ""
+
+
+def test_a_bad_number_names_its_variable(monkeypatch):
+    monkeypatch.setenv("LATAM_DRAIN_BATCH_SIZE", "2k")
+    with pytest.raises(ValidationError, match="LATAM_DRAIN_BATCH_SIZE"):
+        get_settings()
+    monkeypatch.setenv("LATAM_API_PORT", "eighty")
+    with pytest.raises(ValidationError, match="LATAM_API_PORT"):
+        ApiConfig()
+
+
+def test_read_at_call_time_and_overridden_by_keyword(monkeypatch):
+    monkeypatch.setenv("LATAM_QUALITY_DIR", "/tmp/q")
+    monkeypatch.delenv("LATAM_QUALITY_DOCS_DIR", raising=False)
+    monkeypatch.setenv("LATAM_QUALITY_BUILD_DOCS", "off")
+    quality = get_quality_settings()
+    assert quality.data_docs_dir == "/tmp/q/data_docs" and quality.build_data_docs is False
+    monkeypatch.setenv("LATAM_QUALITY_BUILD_DOCS", "Yes ")
+    assert get_quality_settings().build_data_docs is True
+    monkeypatch.setenv("LATAM_API_THREADS", "7")
+    assert ApiConfig(threads=9).threads == 9 and ApiConfig().threads == 7
+
+
+def test_every_setting_describes_itself():
+    """The descriptions are the README's settings table."""
+    for cls in (Settings, QualitySettings, ApiConfig, ExporterConfig):
+        for name, field in cls.model_fields.items():
+            assert field.description, f"{cls.__name__}.{name}"
