@@ -22,9 +22,11 @@ from apiflask.fields import (
 )
 from apiflask.validators import Length, OneOf, Range, Regexp
 
+from latam_dagster.contracts.validator import FLIGHT_STATUSES
+
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
-STATUSES = ("scheduled", "boarding", "departed", "arrived", "cancelled", "diverted")
+STATUSES = FLIGHT_STATUSES  # the contract's list, read from its JSON Schema
 IATA_AIRPORT = r"^[A-Z]{3}$"
 IATA_CARRIER = r"^[A-Z0-9]{2}$"
 FLIGHT_KEY = r"^[A-Z0-9]{2}[0-9]{1,4}-[0-9]{4}-[0-9]{2}-[0-9]{2}-[A-Z]{3}$"

@@ -2,9 +2,11 @@
 
 from latam_dagster.contracts.validator import (
     EVENT_TYPES,
+    FLIGHT_STATUSES,
     SUPPORTED_VERSIONS,
     InvalidEvent,
     ValidEvent,
+    allowed_values,
     load_schema,
     validate_body,
     validate_event,
@@ -12,9 +14,11 @@ from latam_dagster.contracts.validator import (
 
 __all__ = [
     "EVENT_TYPES",
+    "FLIGHT_STATUSES",
     "SUPPORTED_VERSIONS",
     "InvalidEvent",
     "ValidEvent",
+    "allowed_values",
     "load_schema",
     "validate_body",
     "validate_event",

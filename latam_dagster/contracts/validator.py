@@ -106,6 +106,19 @@ def load_schema(event_type: str, version: int = 1) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def allowed_values(event_type: str, field: str, version: int = 1) -> tuple[str, ...]:
+    """The values the contract allows for a payload field (its `enum`, without null).
+
+    The one list of, say, flight statuses: the quality rules and the API's OpenAPI document
+    read it from here rather than repeating it.
+    """
+    payload = load_schema(event_type, version)["properties"]["payload"]["properties"]
+    return tuple(v for v in payload[field]["enum"] if v is not None)
+
+
+FLIGHT_STATUSES: tuple[str, ...] = allowed_values("flight_status", "status")
+
+
 @cache
 def _schema(event_type: str, version: int) -> dict[str, Any]:
     return load_schema(event_type, version)

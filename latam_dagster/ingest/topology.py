@@ -35,11 +35,13 @@ AT_LEAST_ONCE_DEAD_LETTERING = {
     "x-overflow": "reject-publish",
 }
 PRECONDITION_FAILED = 406
+# event type -> the first word of its routing keys (`flight.sabre` for flight_status)
 ROUTING_PREFIX = {
-    "flight_status": "flight",
-    "passenger_event": "passenger",
-    "position_report": "position",
+    etype: pattern.split(".")[0] for pattern, _table, etype in QUEUES.values() if etype and pattern
 }
+# event type -> the raw table that holds it; queue family -> raw table (derived from QUEUES)
+RAW_TABLE_OF_EVENT = {etype: table for _p, table, etype in QUEUES.values() if etype and table}
+RAW_TABLE_OF_QUEUE = {family: table for family, (_p, table, _e) in QUEUES.items() if table}
 
 
 class BrokerUnavailable(RuntimeError):

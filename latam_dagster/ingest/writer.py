@@ -27,6 +27,7 @@ import psycopg2.extensions
 from psycopg2.extras import execute_values
 
 from latam_dagster.ingest.safe_text import safe_text
+from latam_dagster.ingest.topology import RAW_TABLE_OF_EVENT
 
 STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS _raw_stage (
@@ -67,11 +68,7 @@ FROM (SELECT doc AS d, doc->'payload' AS p, routing_key, body_sha256 FROM _raw_s
       WHERE event_type = 'position_report') s
 ON CONFLICT (message_id) DO NOTHING""",
 }
-TABLE_OF = {
-    "flight_status": "raw.flight_events",
-    "passenger_event": "raw.passenger_events",
-    "position_report": "raw.position_reports",
-}
+TABLE_OF = RAW_TABLE_OF_EVENT
 # All three inserts in one statement: one round trip per batch instead of three, which matters
 # because every return from Postgres makes the writer thread wait for the consumer's GIL.
 INSERT_ALL_SQL = (

@@ -8,11 +8,12 @@ column types; widen them here, in review, when the business changes.
 
 from __future__ import annotations
 
+from latam_dagster.contracts.validator import FLIGHT_STATUSES
+from latam_dagster.ingest.topology import RAW_TABLE_OF_QUEUE
 from latam_dagster.quality.audit import AuditedTable
 from latam_dagster.quality.rules import ROW, Rule, TableSuite, gxe
 from latam_dagster.settings import get_quality_settings
 
-FLIGHT_STATUSES = ["scheduled", "boarding", "departed", "arrived", "cancelled", "diverted"]
 CARRIER_CODE = r"^[A-Z0-9]{2}$"
 AIRPORT_CODE = r"^[A-Z]{3}$"
 # {carrier}{flight_number}-{flight_date}-{origin}, the number without leading zeros
@@ -99,7 +100,7 @@ fact_flight = TableSuite(
                 ),
                 gxe.ExpectColumnValuesToMatchRegex(column="origin", regex=AIRPORT_CODE),
                 gxe.ExpectColumnValuesToMatchRegex(column="destination", regex=AIRPORT_CODE),
-                gxe.ExpectColumnValuesToBeInSet(column="status", value_set=FLIGHT_STATUSES),
+                gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(FLIGHT_STATUSES)),
             ),
             level=ROW,
         ),
@@ -439,11 +440,7 @@ def quarantine_suite(family: str, raw_table: str) -> TableSuite:
     )
 
 
-RAW_QUEUES = {
-    "flights": "raw.flight_events",
-    "passengers": "raw.passenger_events",
-    "positions": "raw.position_reports",
-}
+RAW_QUEUES = RAW_TABLE_OF_QUEUE
 
 
 AUDITED: dict[str, AuditedTable] = {
