@@ -14,7 +14,6 @@ Screenshots go to reports/api/.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.e2e.test_quality_report_browser import CHROMEDRIVER, CHROMIUM, NetworkLog
+from tests.e2e.browser import headless_chrome
+from tests.e2e.test_quality_report_browser import NetworkLog
 from tests.integration.observability_support import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -59,22 +59,7 @@ def api() -> Iterator[Api]:
 
 @pytest.fixture(scope="module")
 def chrome():
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.fail(
-            "chromium/chromium-driver not installed: run infra/ci/install-tools.sh (make tools)"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium fetch a driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1000", "--lang=en-US"):  # fmt: skip
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
+    driver = headless_chrome(logs=("performance", "browser"))
     SHOTS.mkdir(parents=True, exist_ok=True)
     yield driver
     driver.quit()

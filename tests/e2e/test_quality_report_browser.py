@@ -13,8 +13,6 @@ Screenshots go to reports/quality/.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -25,14 +23,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import RUN_ID, _admin_exec, _db_url, drop_database
+from tests.e2e.browser import headless_chrome
 from tests.integration.observability_support import free_port
 from tests.integration.test_quality_site import QualityWorld, build_quality_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "reports" / "quality"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 WAIT_S = 30
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 # schemes that name no host: inline images and fonts of the stylesheets, blank frames
@@ -119,22 +116,7 @@ def foreign_urls(urls: list[str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def chrome():
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.fail(
-            "chromium/chromium-driver not installed: run infra/ci/install-tools.sh (make tools)"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium fetch a driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1000", "--lang=en-US"):  # fmt: skip
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
+    driver = headless_chrome(logs=("performance",))
     SHOTS.mkdir(parents=True, exist_ok=True)
     yield driver
     driver.quit()

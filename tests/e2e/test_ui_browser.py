@@ -11,7 +11,6 @@ then serve them on free loopback ports.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -28,13 +27,12 @@ from latam_dagster.db import ensure_database
 from latam_dagster.ingest.topology import Topology, declare_topology, delete_topology
 from latam_dagster.settings import normalize_pg_url
 from tests.conftest import RUN_ID, _admin_exec, _db_url, drop_database
+from tests.e2e.browser import headless_chrome
 from tests.integration.observability_support import free_port, publish, simulated
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "reports" / "ui"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 WAIT_S = 90
 
 
@@ -143,21 +141,7 @@ def _start_api(env: dict[str, str]):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.fail(
-            "chromium/chromium-driver not installed: run infra/ci/install-tools.sh (make tools)"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium fetch a driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1440,1000", "--lang=en-US"):  # fmt: skip
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(WAIT_S)
+    driver = headless_chrome(window="1440,1000", page_load_timeout=WAIT_S)
     SHOTS.mkdir(parents=True, exist_ok=True)
     yield driver
     driver.quit()
