@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 export GX_ANALYTICS_ENABLED := false
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install bytecode tools demo test test-ui fuzz check-monitoring lint format validate bench bench-ingest bench-transform bench-quality bench-api bench-freshness lock clean
+.PHONY: install bytecode tools demo test test-ui fuzz audit check-monitoring lint format validate bench bench-ingest bench-transform bench-quality bench-api bench-freshness lock clean validate-infra validate-infra-tools checkov-lock
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,16 +36,59 @@ demo: install bytecode
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/bandit -q -c pyproject.toml -r latam_dagster api_service --severity-level medium
+
+# known vulnerabilities of the locked dependencies (pip-audit); says which packages it could not
+# look up when the vulnerability database is out of reach
+audit: install
+	$(BIN)/python infra/ci/audit.py
 
 validate: install
 	env -u DAGSTER_HOME $(BIN)/dagster definitions validate -m latam_dagster.definitions
 
-test: install bytecode lint validate
+test: install bytecode lint validate validate-infra-tools
 	$(BIN)/pytest -q -p no:cacheprovider
 
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Offline validators of the containers, CI/CD and Terraform (docs/deploy.md): dclint and
+# podman-compose on infra/compose/compose.yaml, actionlint (with shellcheck) and yamllint on the
+# workflows, shellcheck on the compose scripts, terraform fmt, checkov on infra/terraform and the
+# workflows. `make test` runs these, and its pytest run holds tests/infra (the compose and
+# Terraform assertions); `make validate-infra` runs both alone. dclint comes from npm
+# (infra/compose/package-lock.json), checkov from its own lock in a venv of its own.
+CHECKOV_VENV := $(VENV)/tools/checkov
+COMPOSE_DIR := infra/compose
+
+$(COMPOSE_DIR)/node_modules/.installed: $(COMPOSE_DIR)/package.json $(COMPOSE_DIR)/package-lock.json
+	npm ci --prefix $(COMPOSE_DIR) --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CHECKOV_VENV)/.installed: infra/terraform/checkov.lock | $(BIN)/.installed
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(BIN)/uv pip sync -q --python $(CHECKOV_VENV)/bin/python infra/terraform/checkov.lock
+	touch $@
+
+validate-infra-tools: install $(COMPOSE_DIR)/node_modules/.installed $(CHECKOV_VENV)/.installed
+	cd $(COMPOSE_DIR) && npx --no-install dclint --max-warnings 0 compose.yaml
+	$(BIN)/podman-compose --dry-run -f $(COMPOSE_DIR)/compose.yaml config >/dev/null
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/actionlint
+	$(BIN)/yamllint -s .yamllint.yaml .github/workflows $(COMPOSE_DIR)/compose.yaml 		$(COMPOSE_DIR)/dagster $(COMPOSE_DIR)/loki $(COMPOSE_DIR)/prometheus $(COMPOSE_DIR)/promtail
+	$(BIN)/shellcheck $(COMPOSE_DIR)/*.sh $(COMPOSE_DIR)/*/*.sh
+	@if command -v terraform >/dev/null; then \
+		TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive infra/terraform && echo "terraform fmt: ok"; \
+	else echo "terraform fmt: skipped, terraform is not installed (python-hcl2 still parses every file)"; fi
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download \
+		-d infra/terraform -d .github/workflows --framework terraform github_actions
+
+validate-infra: validate-infra-tools
+	$(BIN)/pytest -q -p no:cacheprovider tests/infra
+
+# Re-resolve checkov's pins after changing infra/terraform/checkov.in.
+checkov-lock: install
+	$(BIN)/uv pip compile -q infra/terraform/checkov.in --python-version 3.11 -o infra/terraform/checkov.lock
 
 # Long property-based fuzzing of the drain on the real broker and warehouse: the fuzz tests that
 # `make test` runs bounded (fixed seed, 60 examples), here with LATAM_FUZZ_EXAMPLES examples from
@@ -81,6 +124,8 @@ bench-transform: install
 # Re-resolve pinned versions after editing pyproject.toml dependencies.
 lock: install
 	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile -q pyproject.toml --python-version 3.11 -c requirements.lock \
+		-o infra/images/requirements-runtime.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -12,6 +12,7 @@ from api_service.auth import KeyVerifier
 from api_service.config import ApiConfig, get_api_config
 from api_service.context import EXTENSION, Services
 from api_service.db import Database
+from latam_dagster.tables import Registry
 
 __all__ = ["create_app"]
 
@@ -25,21 +26,27 @@ Every `/api/v1` and `/quality` request needs `Authorization: Bearer <key>`; keys
 `next_cursor` back as `cursor` for the next page (`limit` 1..1000, default 100). `?format=csv` or
 `Accept: text/csv` answers CSV (the cursor is then in the `X-Next-Cursor` header). Responses carry
 an ETag; send it back in `If-None-Match` to get a 304 while nothing changed. Timestamps are
-RFC 3339 in UTC. Errors are `application/problem+json`.
+RFC 3339 in UTC. Errors are `application/problem+json`. Requests are rate limited per key and
+per client address: past a limit the answer is 429, with `Retry-After` in seconds.
 """
 
 
-def create_app(config: ApiConfig | None = None) -> APIFlask:
-    """Build the API for `config` (default: from the environment)."""
-    from api_service import aircraft, airports, flights, health, quality, quality_site, routes
+def create_app(config: ApiConfig | None = None, registry: Registry | None = None) -> APIFlask:
+    """Build the API for `config` (default: from the environment), serving the row endpoints
+    the table registry declares (default: the platform's registry)."""
+    from api_service import airports, flights, health, quality, quality_site, routes
     from api_service.browser_session import init_browser_sessions
     from api_service.caching import init_caching
     from api_service.docs_assets import init_docs
     from api_service.errors import register_error_handlers
+    from api_service.limits import init_limits
     from api_service.metrics import init_metrics
     from api_service.openapi import configure_openapi
     from api_service.request_guard import init_request_guard
+    from api_service.rows import row_blueprints
+    from api_service.security_headers import init_security_headers
     from latam_dagster.observability.flask_logging import init_request_logging
+    from latam_dagster.tables import REGISTRY
 
     config = config or get_api_config()
     app = APIFlask(
@@ -63,11 +70,15 @@ def create_app(config: ApiConfig | None = None) -> APIFlask:
 
     init_metrics(app)
     init_request_logging(app)
+    init_limits(app, config)
     init_request_guard(app)
     register_error_handlers(app)
     init_caching(app)
-    for module in (health, flights, routes, airports, aircraft, quality):
+    init_security_headers(app, config)
+    for module in (health, flights, routes, airports, quality):
         app.register_blueprint(module.bp)
+    for bp in row_blueprints(registry or REGISTRY):
+        app.register_blueprint(bp)
     app.register_blueprint(quality.docs_bp)
     app.register_blueprint(quality_site.bp)
     init_browser_sessions(app, config)

@@ -5,15 +5,22 @@ whoever reads them (a slow password hash protects low-entropy secrets; these are
 remember a lookup for LATAM_API_KEY_CACHE_SECONDS, which bounds how long a revoked key still works
 on a worker that has just seen it, and keeps the key check off the database on the hot path.
 
+Every key has one shape (`latam_` + 43 URL-safe base64 characters): a token of any other shape is
+refused before the database is asked. Valid and refused lookups are remembered in two separate,
+bounded caches, so a flood of made-up keys can only push out other made-up keys, never the
+lookups of the keys in use; `api_service.limits` caps how many unknown keys an address may try.
+
 Creating, revoking and listing keys needs the warehouse owner; the API itself only reads hashes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,7 +31,12 @@ from api_service.db import Database
 SCOPES = ("flights:read", "routes:read", "airports:read", "aircraft:read", "quality:read")
 KEY_PREFIX = "latam_"
 MAX_KEY_LENGTH = 128
-_CACHE_SIZE = 4096
+_KEY_BYTES = 32
+# what `new_key` makes: the prefix and 32 random bytes in unpadded URL-safe base64 (43 characters)
+KEY_SHAPE = re.compile(KEY_PREFIX + r"[A-Za-z0-9_-]{43}")
+# lookups remembered per worker: keys in use (few) and refused keys (anyone can make up more)
+VALID_CACHE_SIZE = 4096
+REFUSED_CACHE_SIZE = 1024
 
 
 def hash_key(key: str) -> bytes:
@@ -34,7 +46,22 @@ def hash_key(key: str) -> bytes:
 
 def new_key() -> str:
     """A fresh key: recognisable prefix + 256 random bits."""
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+    return KEY_PREFIX + secrets.token_urlsafe(_KEY_BYTES)
+
+
+def well_formed(key: str | None) -> bool:
+    """Whether `key` has the shape of a key this API issues (says nothing of its validity)."""
+    return key is not None and KEY_SHAPE.fullmatch(key) is not None
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value, else None."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
 
 
 @dataclass(frozen=True)
@@ -45,24 +72,54 @@ class KeyOwner:
     scopes: frozenset[str]
 
 
-class KeyVerifier:
-    """Checks bearer keys against api.api_keys, with a small time-bounded cache per worker."""
+class _BoundedCache:
+    """Lookups by key hash that expire; past `size` entries the oldest one goes."""
 
-    def __init__(self, db: Database, cache_seconds: float):
+    def __init__(self, size: int):
+        self.size = size
+        self._entries: OrderedDict[bytes, tuple[float, KeyOwner | None]] = OrderedDict()
+
+    def get(self, digest: bytes, now: float) -> tuple[float, KeyOwner | None] | None:
+        hit = self._entries.get(digest)
+        return hit if hit is not None and hit[0] > now else None
+
+    def put(self, digest: bytes, expires: float, owner: KeyOwner | None) -> None:
+        self._entries.pop(digest, None)
+        while len(self._entries) >= self.size:
+            self._entries.popitem(last=False)
+        self._entries[digest] = (expires, owner)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class KeyVerifier:
+    """Checks bearer keys against api.api_keys, with small time-bounded caches per worker."""
+
+    def __init__(
+        self,
+        db: Database,
+        cache_seconds: float,
+        valid_cache_size: int = VALID_CACHE_SIZE,
+        refused_cache_size: int = REFUSED_CACHE_SIZE,
+    ):
         self.db = db
         self.cache_seconds = cache_seconds
-        self._cache: dict[bytes, tuple[float, KeyOwner | None]] = {}
+        self.valid = _BoundedCache(valid_cache_size)
+        self.refused = _BoundedCache(refused_cache_size)
         self._lock = threading.Lock()
 
     def verify(self, key: str | None) -> KeyOwner | None:
-        """The owner of an active key, or None for a missing, unknown or revoked one."""
-        if not key or len(key) > MAX_KEY_LENGTH:
+        """The owner of an active key, or None for a missing, malformed, unknown or revoked one.
+        A malformed key never reaches the database."""
+        if not key or len(key) > MAX_KEY_LENGTH or not well_formed(key):
             return None
         digest = hash_key(key)
         now = time.monotonic()
         if self.cache_seconds > 0:
-            hit = self._cache.get(digest)
-            if hit is not None and hit[0] > now:
+            with self._lock:
+                hit = self.valid.get(digest, now) or self.refused.get(digest, now)
+            if hit is not None:
                 return hit[1]
         row = self.db.fetch_one(
             "SELECT name, scopes FROM api.api_keys WHERE key_hash = %s AND revoked_at IS NULL",
@@ -71,9 +128,8 @@ class KeyVerifier:
         owner = KeyOwner(row["name"], frozenset(row["scopes"])) if row else None
         if self.cache_seconds > 0:
             with self._lock:
-                if len(self._cache) >= _CACHE_SIZE:
-                    self._cache.clear()
-                self._cache[digest] = (now + self.cache_seconds, owner)
+                cache = self.valid if owner is not None else self.refused
+                cache.put(digest, now + self.cache_seconds, owner)
         return owner
 
 

@@ -1,19 +1,27 @@
 """ETags and conditional GETs for the data endpoints.
 
-The ETag is derived from the representation (its length and Adler-32 checksum), so it changes
-when the data (or the format) does: a dashboard polling with `If-None-Match` gets a body-less 304
-until the pipeline changes something it shows. It is a weak validator (`W/"..."`): a checksum,
-not a cryptographic hash, because hashing every body with SHA would cost as much as encoding it.
-Responses vary by key and format, and must be revalidated before reuse.
+The ETag is the SHA-256 of the representation, so it changes when the data (or the format) does:
+a dashboard polling with `If-None-Match` gets a body-less 304 until the pipeline changes something
+it shows. A checksum such as Adler-32 would not do: two different bodies with the same checksum
+are easy to make, and a client would then keep a stale answer as current. SHA-256 costs little
+next to encoding the body (a page is at most a few hundred kB). The tag identifies the bytes
+exactly, so it is a strong validator (`"..."`); `If-None-Match` compares weakly, as HTTP says, so
+a `W/` tag sent back still matches. Responses vary by key and format, and must be revalidated
+before reuse.
 """
 
 from __future__ import annotations
 
-import zlib
+import hashlib
 
 from flask import Flask, Response, request
 
 CACHED_PREFIXES = ("/api/v1/", "/quality")
+
+
+def body_etag(body: bytes) -> str:
+    """The entity tag of a body (without quotes): its SHA-256, in hex."""
+    return hashlib.sha256(body).hexdigest()
 
 
 def init_caching(app: Flask) -> None:
@@ -25,9 +33,8 @@ def init_caching(app: Flask) -> None:
             and request.path.startswith(CACHED_PREFIXES)
             and not response.direct_passthrough
         ):
-            body = response.get_data()
-            etag = f"{len(body):x}-{zlib.adler32(body):08x}"
-            response.headers["ETag"] = f'W/"{etag}"'
+            etag = body_etag(response.get_data())
+            response.headers["ETag"] = f'"{etag}"'
             response.headers["Cache-Control"] = "private, no-cache"
             response.headers["Vary"] = "Authorization, Accept"
             if request.if_none_match.contains_weak(etag):

@@ -180,7 +180,8 @@ def stacked_bar_chart(
             )
             base += value
     parts.append("</g></svg>")
-    return Markup("".join(parts))
+    # every text in the SVG went through escape(); numbers are formatted by the code
+    return Markup("".join(parts))  # nosec B704
 
 
 def line_chart(
@@ -229,4 +230,5 @@ def line_chart(
                 )
         parts.append("</g>")
     parts.append("</svg>")
-    return Markup("".join(parts))
+    # every text in the SVG went through escape(); numbers are formatted by the code
+    return Markup("".join(parts))  # nosec B704

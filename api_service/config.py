@@ -1,17 +1,24 @@
 """The REST API's settings: read by `latam_dagster.settings.ApiConfig`, completed here.
 
 The API reads the warehouse as the read-only role `latam_api_reader`: by default the URL is
-LATAM_WAREHOUSE_URL with its user replaced by that role (and its password dropped), so one
-setting serves the pipeline and the API locally; production sets LATAM_API_DATABASE_URL. The
+LATAM_WAREHOUSE_URL with its user replaced by that role and LATAM_API_DATABASE_PASSWORD as its
+password, so one setting serves every process locally; production sets that password (or
+LATAM_API_DATABASE_URL), and LATAM_ENV=production refuses to start without it. The
 derivation lives here, not in the settings module, because settings sits below api_service.
 """
 
 from __future__ import annotations
 
 import secrets
-from urllib.parse import quote, urlsplit, urlunsplit
 
-from latam_dagster.settings import ApiConfig, get_settings, libpq_url
+from latam_dagster.settings import (
+    ApiConfig,
+    get_settings,
+    refuse_default_secrets,
+    role_database_problem,
+    role_url,
+    secret_problem,
+)
 
 __all__ = ["GENERATED_SESSION_SECRET", "READ_ONLY_ROLE", "ApiConfig", "get_api_config", "role_url"]
 
@@ -21,28 +28,28 @@ READ_ONLY_ROLE = "latam_api_reader"
 GENERATED_SESSION_SECRET = secrets.token_urlsafe(32)
 
 
-def role_url(url: str, role: str, password: str | None = None) -> str:
-    """`url` with its user (and password) replaced, in the libpq form psycopg2 accepts."""
-    parts = urlsplit(libpq_url(url))
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 literal keeps its brackets
-        host = f"[{host}]"
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = quote(role, safe="")
-    if password:
-        user = f"{user}:{quote(password, safe='')}"
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
-
-
 def get_api_config(**overrides: object) -> ApiConfig:
-    """Read the API settings from the environment now; keyword arguments override them."""
+    """Read the API settings from the environment now; keyword arguments override them.
+
+    With LATAM_ENV=production it raises `InsecureSettings` while the cursor secret or the
+    database login is missing or a default, so no API process starts with them.
+    """
     config = ApiConfig(**overrides)
+    settings = get_settings()
+    refuse_default_secrets(
+        [
+            secret_problem("LATAM_API_CURSOR_SECRET", config.cursor_secret),
+            role_database_problem(
+                "LATAM_API_DATABASE", config.database_url, config.database_password
+            ),
+        ],
+        settings,
+    )
     if config.database_url:
         return config
     password = config.database_password
     url = role_url(
-        get_settings().warehouse_url,
+        settings.warehouse_url,
         READ_ONLY_ROLE,
         password.get_secret_value() if password else None,
     )

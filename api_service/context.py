@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apiflask import APIBlueprint, HTTPTokenAuth, abort
-from flask import Response, current_app
+from flask import Response, current_app, g
 
 from api_service import formats, pagination
 from api_service.auth import KeyOwner, KeyVerifier
 from api_service.config import ApiConfig
 from api_service.db import Database
+
+if TYPE_CHECKING:
+    from api_service.endpoints import Keyset
 
 EXTENSION = "latam_api"
 
@@ -35,7 +38,10 @@ def services() -> Services:
 
 @auth.verify_token
 def _verify(token: str) -> KeyOwner | None:
-    return services().keys.verify(token)
+    owner = services().keys.verify(token)
+    if owner is not None:
+        g.api_key = owner.name  # the access log names the key that made the request
+    return owner
 
 
 @auth.get_user_roles
@@ -56,20 +62,19 @@ def fetch_page(
     kind: str,
     query: Callable[[tuple | None, int], tuple[str, dict[str, Any]]],
     args: dict[str, Any],
-    sort_key: Callable[[dict[str, Any]], Sequence[Any]],
-    parsers: Sequence[Callable[[Any], Any]],
+    keyset: Keyset,
     columns: Sequence[str],
 ) -> Response:
     """Run a keyset-paginated list query and answer one page in the negotiated format."""
     secret = services().config.cursor_secret.get_secret_value()
     after = None
     if args.get("cursor"):
-        after = pagination.decode_cursor(secret, kind, args["cursor"], parsers)
+        after = pagination.decode_cursor(secret, kind, args["cursor"], keyset.parsers)
     limit = args["limit"]
     sql, params = query(after, limit)
     rows = services().db.fetch_all(sql, params)
     rows, next_cursor = pagination.page(
-        rows, limit, lambda row: pagination.encode_cursor(secret, kind, sort_key(row))
+        rows, limit, lambda row: pagination.encode_cursor(secret, kind, keyset.of(row))
     )
     return formats.list_response(rows, next_cursor, columns, args.get("format"))
 

@@ -26,34 +26,26 @@ _VENDOR_PACKAGES = {
 }
 ASSET_LIBRARIES = ("site", *_VENDOR_PACKAGES)
 
-# what a CDN URL is, by its path: (pattern, asset library, file in that library)
-_CDN_FILES: tuple[tuple[re.Pattern[str], str, str], ...] = (
-    (re.compile(r"/jquery(?:-\d[\w.]*)?(?:\.min)?\.js$"), "jquery", "jquery.min.js"),
+# what a CDN URL is, by its path: (pattern, (asset library, file in that library)); Bootstrap
+# and bootstrap-table name their version in the path (`@4.6.2/` or `/4.6.2/`)
+_BOOTSTRAP_TABLE = r"/bootstrap-table[@/][^/]+/dist/bootstrap-table(?:\.min)?"
+_BOOTSTRAP = r"/bootstrap[@/]\d[\w.]*/(?:dist/)?"
+_CDN_FILES: tuple[tuple[re.Pattern[str], tuple[str, str]], ...] = (
+    (re.compile(r"/jquery(?:-\d[\w.]*)?(?:\.min)?\.js$"), ("jquery", "jquery.min.js")),
+    (re.compile(_BOOTSTRAP_TABLE + r"\.js$"), ("site", "datadocs-table.js")),
+    (re.compile(_BOOTSTRAP_TABLE + r"\.css$"), ("site", "datadocs-table.css")),
     (
-        re.compile(r"/bootstrap-table[@/][^/]+/dist/bootstrap-table(?:\.min)?\.js$"),
-        "site",
-        "datadocs-table.js",
-    ),
-    (
-        re.compile(r"/bootstrap-table[@/][^/]+/dist/bootstrap-table(?:\.min)?\.css$"),
-        "site",
-        "datadocs-table.css",
-    ),
-    (
-        re.compile(r"/bootstrap[@/]\d[\w.]*/(?:dist/)?css/bootstrap(?:\.min)?\.css$"),
-        "bootstrap",
-        "css/bootstrap.min.css",
+        re.compile(_BOOTSTRAP + r"css/bootstrap(?:\.min)?\.css$"),
+        ("bootstrap", "css/bootstrap.min.css"),
     ),
     # the bundle includes Popper, so the separate popper.js reference is simply dropped
     (
-        re.compile(r"/bootstrap[@/]\d[\w.]*/(?:dist/)?js/bootstrap(?:\.bundle)?(?:\.min)?\.js$"),
-        "bootstrap",
-        "js/bootstrap.bundle.min.js",
+        re.compile(_BOOTSTRAP + r"js/bootstrap(?:\.bundle)?(?:\.min)?\.js$"),
+        ("bootstrap", "js/bootstrap.bundle.min.js"),
     ),
     (
         re.compile(r"/(?:font-awesome|fontawesome-free)[@/]\d[\w.]*/css/all(?:\.min)?\.css$"),
-        "font-awesome",
-        "css/all.min.css",
+        ("font-awesome", "css/all.min.css"),
     ),
 )
 # Great Expectations' logos on its own web-assets bucket: the site ships the same logo locally
@@ -91,9 +83,9 @@ def is_external(url: str) -> bool:
 def local_asset(url: str) -> tuple[str, str] | None:
     """(library, file) of the local copy of a CDN URL, or None when nothing provides it."""
     path = url.split("?", 1)[0].split("#", 1)[0]
-    for pattern, library, filename in _CDN_FILES:
+    for pattern, asset in _CDN_FILES:
         if pattern.search(path):
-            return library, filename
+            return asset
     return None
 
 

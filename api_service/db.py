@@ -18,6 +18,8 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
+from latam_dagster.tls import refuse_plaintext
+
 Row = dict[str, Any]
 
 # numeric columns (delays, percentages, load factors) as floats: JSON numbers either way, and
@@ -75,6 +77,7 @@ class Database:
     """A lazily opened, thread-safe pool; safe to create before gunicorn forks its workers."""
 
     def __init__(self, url: str, max_connections: int = 4, statement_timeout_ms: int = 5000):
+        refuse_plaintext(url)  # production: the API reads the warehouse over verified TLS only
         self.url = url
         self.max_connections = max(1, max_connections)
         self.options = (

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint, abort
 from flask import Response
-from marshmallow import RAISE
 
 from api_service import queries
 from api_service.context import fetch_item, fetch_page, protect, services
-from api_service.openapi import ITEM_RESPONSES, LIST_OF_ITEM_RESPONSES, LIST_RESPONSES
+from api_service.endpoints import item_route, keyset, list_route
 from api_service.pagination import as_date, as_int, as_text
 from api_service.schemas import (
     Flight,
@@ -16,59 +15,51 @@ from api_service.schemas import (
     FlightEvent,
     FlightKeyPath,
     FlightsQuery,
-    FormatQuery,
     PageQuery,
-    envelope,
 )
 
 bp = APIBlueprint("flights", __name__, url_prefix="/api/v1/flights", tag="Flights")
 protect(bp, "flights:read")
+FLIGHTS = keyset(flight_date=as_date, flight_key=as_text)
+EVENTS = keyset(event_seq=as_int)
 
 
-@bp.get("")
-@bp.input(FlightsQuery, location="query", arg_name="args", unknown=RAISE)
-@bp.output(envelope(Flight, many=True))
-@bp.doc(responses=LIST_RESPONSES)
+@list_route(bp, "", FlightsQuery, Flight)
 def list_flights(args: dict) -> Response:
     """List flights
 
     Flights of `curated.fact_flight` matching every filter given, ordered by flight_date then
     flight_key. Page with `cursor`.
+
+    Every page is read from an index in this order: `flight_date`, `origin`, `destination` and
+    `carrier` each lead one, so a page reads only the flights of that day, airport or carrier.
+    No index leads with `status`: it must come with `flight_date`, `origin` or `destination`,
+    which bound the flights it is checked against; `status` alone (or with only `carrier`) is a
+    400 naming the filter to add.
     """
     return fetch_page(
         "flights",
         lambda after, limit: queries.flights(args, after, limit),
         args,
-        lambda row: (row["flight_date"], row["flight_key"]),
-        (as_date, as_text),
+        FLIGHTS,
         queries.FLIGHT_COLUMNS,
     )
 
 
-@bp.get("/<flight_key>")
-@bp.input(FlightKeyPath, location="path", arg_name="path")
-@bp.input(FormatQuery, location="query", arg_name="args", unknown=RAISE)
-@bp.output(envelope(FlightDetail, many=False))
-@bp.doc(responses=ITEM_RESPONSES)
+@item_route(bp, "/<flight_key>", FlightDetail, FlightKeyPath)
 def get_flight(flight_key: str, path: dict, args: dict) -> Response:
     """Get one flight
 
     The flight's curated state with its passenger counts and load factor (null until a passenger
     event for it arrived).
     """
+    key = path["flight_key"]
     return fetch_item(
-        queries.flight(path["flight_key"]),
-        queries.FLIGHT_DETAIL_COLUMNS,
-        args.get("format"),
-        f"flight {path['flight_key']}",
+        queries.flight(key), queries.FLIGHT_DETAIL_COLUMNS, args.get("format"), f"flight {key}"
     )
 
 
-@bp.get("/<flight_key>/events")
-@bp.input(FlightKeyPath, location="path", arg_name="path")
-@bp.input(PageQuery, location="query", arg_name="args", unknown=RAISE)
-@bp.output(envelope(FlightEvent, many=True))
-@bp.doc(responses=LIST_OF_ITEM_RESPONSES)
+@list_route(bp, "/<flight_key>/events", PageQuery, FlightEvent, path=FlightKeyPath)
 def list_flight_events(flight_key: str, path: dict, args: dict) -> Response:
     """List a flight's status events
 
@@ -82,7 +73,6 @@ def list_flight_events(flight_key: str, path: dict, args: dict) -> Response:
         "flight_events",
         lambda after, limit: queries.flight_events(key, after, limit),
         args,
-        lambda row: (row["event_seq"],),
-        (as_int,),
+        EVENTS,
         queries.EVENT_COLUMNS,
     )

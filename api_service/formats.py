@@ -4,6 +4,12 @@ JSON timestamps are RFC 3339 in UTC (`Z`): the pool's sessions run with TimeZone
 timestamptz arrives in UTC and orjson writes it natively. Numerics are JSON numbers. CSV is
 rendered from the JSON values themselves, so both formats always carry the same data: nulls are
 empty cells, booleans `true`/`false`, and numbers are written exactly as in the JSON.
+
+CSV is opened in spreadsheets, which run a cell that starts with `=`, `+`, `-` or `@` as a
+formula (and treat a leading tab or carriage return the same way): a text value from the data
+could then compute, link or fetch anything in the reader's spreadsheet. Such text cells get a
+leading `'`, which spreadsheets show as text and do not evaluate. Only text is escaped: a number
+(a negative one starts with `-`) stays the number the JSON holds.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from flask import Response, request
 JSON = "application/json"
 CSV = "text/csv"
 _OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+# first characters that make a spreadsheet evaluate a cell
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _default(value: Any) -> Any:
@@ -49,8 +57,13 @@ def _cell(value: Any) -> str:
     if value is False:
         return "false"
     if isinstance(value, str):
-        return value
+        return safe_text(value)
     return orjson.dumps(value).decode()
+
+
+def safe_text(value: str) -> str:
+    """A text cell no spreadsheet evaluates: a leading `'` before a formula's first character."""
+    return "'" + value if value.startswith(FORMULA_START) else value
 
 
 def to_csv(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:

@@ -1,8 +1,8 @@
 """The OpenAPI document: what apiflask generates, plus what it cannot know on its own.
 
 apiflask documents parameters, bodies, auth and the automatic errors; this adds that errors are
-`application/problem+json`, that data endpoints also answer CSV, 304 (ETag) and 503 (warehouse
-down), and the `X-Next-Cursor` header of CSV pages, and corrects what apiflask gets wrong here:
+`application/problem+json`, that data endpoints also answer CSV, 304 (ETag), 429 (rate limits)
+and 503 (warehouse down), and the `X-Next-Cursor` header of CSV pages, and corrects what apiflask gets wrong here:
 the key and scope of every protected blueprint, the tags, and a server URL that does not depend
 on who asked first. `tests/integration/test_api_schemathesis.py` holds the API to this document.
 """
@@ -15,6 +15,7 @@ from typing import Any
 from apiflask import APIFlask
 
 from api_service.errors import PROBLEM_JSON, PROBLEM_SCHEMA
+from api_service.schemas import document_filter_rules
 
 DATA_PREFIXES = ("/api/v1/",)
 # a werkzeug rule argument, `<name>` or `<converter:name>`, which OpenAPI writes `{name}`
@@ -102,6 +103,7 @@ def _finish_spec(spec: dict[str, Any], security: dict[str, list]) -> dict[str, A
         for operation in operations.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
+            document_filter_rules(operation)  # a list's filter combinations
             if path in security:
                 operation["security"] = security[path]
             responses = operation["responses"]
@@ -135,6 +137,20 @@ def _finish_spec(spec: dict[str, Any], security: dict[str, list]) -> dict[str, A
             responses.setdefault(
                 "403",
                 {"description": "The API key lacks the scope", "content": _problem_content()},
+            )
+            responses.setdefault(
+                "429",
+                {
+                    "description": "Over a rate limit of the key or the address; wait the "
+                    "`Retry-After` seconds",
+                    "headers": {
+                        "Retry-After": {
+                            "description": "seconds until a request is let through again",
+                            "schema": {"type": "integer"},
+                        }
+                    },
+                    "content": _problem_content(),
+                },
             )
             responses.setdefault(
                 "503",

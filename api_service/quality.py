@@ -11,14 +11,13 @@ from pathlib import Path
 
 from apiflask import APIBlueprint, abort
 from flask import Response, send_from_directory, url_for
-from marshmallow import RAISE
 from werkzeug.security import safe_join
 
 from api_service import queries
 from api_service.browser_session import reader_required
 from api_service.context import fetch_page, protect, services
 from api_service.datadocs import GX_LOGO_FILE, Rewriter
-from api_service.openapi import LIST_RESPONSES
+from api_service.endpoints import keyset, list_route
 from api_service.pagination import as_datetime, as_int, as_text
 from api_service.quality_site import DOCS_CSP, security_headers
 from api_service.schemas import (
@@ -27,74 +26,67 @@ from api_service.schemas import (
     QualityResult,
     RejectCount,
     RejectsQuery,
-    envelope,
 )
 
 bp = APIBlueprint("quality", __name__, url_prefix="/api/v1/quality", tag="Quality")
 protect(bp, "quality:read")
+LATEST = keyset(asset_key=as_text, check_name=as_text)
+REJECTS = keyset(table_name=as_text, rule=as_text)
+HISTORY = keyset(evaluated_at=as_datetime, evaluation_id=as_int)
 
 docs_bp = APIBlueprint("quality_docs", __name__, url_prefix="/quality", enable_openapi=False)
 docs_bp.before_request(reader_required())
 
 
-@bp.get("")
-@bp.input(QualityQuery, location="query", arg_name="args", unknown=RAISE)
-@bp.output(envelope(QualityResult, many=True))
-@bp.doc(responses=LIST_RESPONSES)
+@list_route(bp, "", QualityQuery, QualityResult)
 def latest_results(args: dict) -> Response:
     """List the latest result of every check
 
     One row per data-quality check of each asset: its most recent evaluation (whatever the
     partition), whether it passed, the statistics and a sample of failing rows. Ordered by asset
-    then check.
+    then check, read from a table that is kept current as evaluations are recorded (by its key,
+    with or without `asset`): no request sorts the history.
     """
     return fetch_page(
         "quality_latest",
         lambda after, limit: queries.quality_latest(args, after, limit),
         args,
-        lambda row: (row["asset_key"], row["check_name"]),
-        (as_text, as_text),
+        LATEST,
         queries.QUALITY_COLUMNS,
     )
 
 
-@bp.get("/rejects")
-@bp.input(RejectsQuery, location="query", arg_name="args", unknown=RAISE)
-@bp.output(envelope(RejectCount, many=True))
-@bp.doc(responses=LIST_RESPONSES)
+@list_route(bp, "/rejects", RejectsQuery, RejectCount)
 def reject_counts(args: dict) -> Response:
     """Count the rows held back per table and rule
 
     Every curated micro-batch is audited before it is published: rows failing a row rule are held
     back (not served anywhere) until they pass. One row per table and rule with the number of rows
-    held back now and how long the oldest has waited. Ordered by table then rule.
+    held back now and how long the oldest has waited. Ordered by table then rule, read from the
+    (table_name, rule) index with or without `table`.
     """
     return fetch_page(
         "quality_rejects",
         lambda after, limit: queries.quality_rejects(args, after, limit),
         args,
-        lambda row: (row["table_name"], row["rule"]),
-        (as_text, as_text),
+        REJECTS,
         queries.REJECT_COLUMNS,
     )
 
 
-@bp.get("/history")
-@bp.input(QualityHistoryQuery, location="query", arg_name="args", unknown=RAISE)
-@bp.output(envelope(QualityResult, many=True))
-@bp.doc(responses=LIST_RESPONSES)
+@list_route(bp, "/history", QualityHistoryQuery, QualityResult)
 def result_history(args: dict) -> Response:
     """List past check results
 
     Every stored check evaluation, newest first, optionally of one check and/or one asset:
-    the trend of a rule over runs and partitions.
+    the trend of a rule over runs and partitions. Each combination of the two filters has an
+    index in this order.
     """
     return fetch_page(
         "quality_history",
         lambda after, limit: queries.quality_history(args, after, limit),
         args,
-        lambda row: (row["evaluated_at"], row["evaluation_id"]),
-        (as_datetime, as_int),
+        HISTORY,
         queries.QUALITY_COLUMNS,
     )
 

@@ -3,48 +3,33 @@
 Statements are assembled from the fixed fragments below (a filter is present or not), never from
 request text, and page through keyset conditions on the sort key of each list so every page is an
 index range scan. Each list fetches `limit + 1` rows: the extra row says whether a next page exists.
+
+Abuse limits: every filter combination a list accepts is served by an index in the list's order
+(migrations 0012 and 0034), so a page reads a range of one index, never a whole table or a whole
+index. An equality filter leads an index whose next columns are the list's order; a filter that no
+index leads (`status` of flights) is accepted only together with a filter whose index range is
+small whatever its value (one day, one airport). `Filters.refusals` says what a refused combination
+lacks, and the query schemas answer it with a 400 before any SQL runs.
+`tests/integration/test_api_query_plans.py` holds every accepted combination of every list to an
+index plan on a warehouse of a million flights.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-FLIGHT_COLUMNS = (
-    "flight_key", "carrier", "flight_number", "flight_date", "origin", "destination", "status",
-    "scheduled_departure", "scheduled_arrival", "actual_departure", "actual_arrival",
-    "dep_delay_min", "arr_delay_min", "cancelled", "diverted", "arrived", "on_time",
-    "tail_number", "seat_capacity", "distance_km",
-    "first_event_time", "last_event_time", "event_count",
-)  # fmt: skip
-LOAD_COLUMNS = (
-    "passengers_booked", "passengers_checked_in", "passengers_boarded", "passengers_cancelled",
-    "load_factor",
-)  # fmt: skip
+from latam_dagster.tables import REGISTRY, Table
+
+FLIGHT_COLUMNS = REGISTRY["curated.fact_flight"].column_names
+LOAD_COLUMNS = REGISTRY["curated.flight_passenger_load"].column_names
 FLIGHT_DETAIL_COLUMNS = FLIGHT_COLUMNS + LOAD_COLUMNS
-EVENT_COLUMNS = (
-    "flight_key", "event_seq", "event_time", "message_id", "source_system", "carrier",
-    "flight_number", "flight_date", "origin", "destination", "status",
-    "scheduled_departure", "scheduled_arrival", "actual_departure", "actual_arrival",
-    "tail_number", "seat_capacity", "received_at",
-)  # fmt: skip
-ROUTE_COLUMNS = (
-    "flight_date", "carrier", "origin", "destination", "flights", "cancelled", "diverted",
-    "arrived", "on_time_arrivals", "on_time_pct", "avg_dep_delay_min", "avg_arr_delay_min",
-    "p90_arr_delay_min", "passengers_boarded", "avg_load_factor", "refreshed_at",
-)  # fmt: skip
-AIRPORT_COLUMNS = (
-    "iata", "icao", "name", "city", "subdivision", "country", "latitude", "longitude",
-    "elevation_ft", "time_zone",
-)  # fmt: skip
-TRAFFIC_COLUMNS = (
-    "flight_date", "airport", "departures", "arrivals", "cancelled",
-    "avg_dep_delay_min", "avg_arr_delay_min", "refreshed_at",
-)  # fmt: skip
-POSITION_COLUMNS = (
-    "tail_number", "latitude", "longitude", "altitude_ft", "ground_speed_kt", "heading_deg",
-    "event_time", "message_id", "source_system", "flight_key",
-)  # fmt: skip
+EVENT_COLUMNS = REGISTRY["curated.flight_event_history"].column_names
+ROUTE_COLUMNS = REGISTRY["marts.route_daily_performance"].column_names
+AIRPORT_COLUMNS = REGISTRY["curated.dim_airport"].column_names
+TRAFFIC_COLUMNS = REGISTRY["marts.airport_daily_traffic"].column_names
+POSITION_COLUMNS = REGISTRY["curated.aircraft_position_latest"].column_names
 
 Query = tuple[str, dict[str, Any]]
 
@@ -58,39 +43,137 @@ def _where(conditions: list[str]) -> str:
     return ("WHERE " + " AND ".join(conditions)) if conditions else ""
 
 
-# Filters a client may combine, as fixed SQL fragments keyed by parameter name.
-_FLIGHT_FILTERS = {
-    "flight_date": "flight_date = %(flight_date)s",
-    "origin": "origin = %(origin)s",
-    "destination": "destination = %(destination)s",
-    "carrier": "carrier = %(carrier)s",
-    "status": "status = %(status)s",
-}
-_ROUTE_FILTERS = {
-    "date_from": "flight_date >= %(date_from)s",
-    "date_to": "flight_date <= %(date_to)s",
-    "origin": "origin = %(origin)s",
-    "destination": "destination = %(destination)s",
-    "carrier": "carrier = %(carrier)s",
-}
-_TRAFFIC_FILTERS = {
-    "date_from": "flight_date >= %(date_from)s",
-    "date_to": "flight_date <= %(date_to)s",
-}
+@dataclass(frozen=True)
+class Filter:
+    """`column op value`. An equality filter pins its column: the index it leads then reads the
+    rows of that one value, in the order of the index's next columns."""
+
+    column: str
+    op: str = "="
 
 
-def _filters(fragments: dict[str, str], args: dict[str, Any]) -> tuple[list[str], dict]:
-    conditions = [sql for name, sql in fragments.items() if args.get(name) is not None]
-    params = {name: args[name] for name in fragments if args.get(name) is not None}
-    return conditions, params
+@dataclass(frozen=True)
+class Filters:
+    """The filters a client may combine on one list (by parameter name), and which combinations
+    the list's indexes serve.
+
+    `bounding`: filters whose index range is small whatever the value (one day, one airport), so
+    any other filter may narrow it. `unindexed`: filters that lead no index in the list's order:
+    applied over a whole index they would read every row to fill (or fail to fill) one page, so
+    they are accepted only together with a `bounding` filter. Any other combination is served by
+    an index that one of its filters leads.
+    """
+
+    by: Mapping[str, Filter]
+    bounding: tuple[str, ...] = ()
+    unindexed: tuple[str, ...] = ()
+
+    def refusals(self, given: Collection[str]) -> dict[str, str]:
+        """Why each filter of `given` that no index serves in this combination is refused, by
+        filter name; empty when an index serves the combination."""
+        if any(name in given for name in self.bounding):
+            return {}
+        return {
+            name: f"filter `{name}` needs {one_of(self.bounding)} as well: no index serves "
+            f"`{name}` alone, and without one of them a page could read every row of the list"
+            for name in self.unindexed
+            if name in given
+        }
+
+    def conditions(self, args: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
+        """The SQL conditions and parameters of the filters that `args` gives."""
+        given = [name for name in self.by if args.get(name) is not None]
+        conditions = [f"{self.by[n].column} {self.by[n].op} %({n})s" for n in given]
+        return conditions, {name: args[name] for name in given}
+
+    def pinned(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Column -> value of each equality filter that `args` gives."""
+        return {
+            f.column: args[name]
+            for name, f in self.by.items()
+            if f.op == "=" and args.get(name) is not None
+        }
+
+
+def one_of(names: Sequence[str]) -> str:
+    """'`a`', '`a` or `b`', '`a`, `b` or `c`'."""
+    quoted = [f"`{n}`" for n in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+_DATE_RANGE = {"date_from": Filter("flight_date", ">="), "date_to": Filter("flight_date", "<=")}
+
+# Flights, by (flight_date, flight_key): flight_date, origin, destination and carrier each lead an
+# index in that order (0012, 0034). status leads none: it needs a date or an airport, whose index
+# range (one day's or one airport's flights) it then narrows.
+FLIGHT_FILTERS = Filters(
+    {
+        "flight_date": Filter("flight_date"),
+        "origin": Filter("origin"),
+        "destination": Filter("destination"),
+        "carrier": Filter("carrier"),
+        "status": Filter("status"),
+    },
+    bounding=("flight_date", "origin", "destination"),
+    unindexed=("status",),
+)
+# Route rows, by their key (flight_date, carrier, origin, destination), which leads with the date
+# range; origin, destination and carrier each lead an index followed by flight_date and the rest
+# of the key (0034), so every combination is served.
+ROUTE_FILTERS = Filters(
+    {
+        **_DATE_RANGE,
+        "origin": Filter("origin"),
+        "destination": Filter("destination"),
+        "carrier": Filter("carrier"),
+    },
+    bounding=("origin", "destination"),
+)
+# One airport's days, by (airport, flight_date) (0034).
+TRAFFIC_FILTERS = Filters(_DATE_RANGE)
+# Latest results by their key (asset_key, check_name); the history newest first, with an index for
+# either filter, both or none (0020, 0034); held-back rows grouped by (table_name, rule).
+QUALITY_LATEST_FILTERS = Filters({"asset": Filter("asset_key")}, bounding=("asset",))
+QUALITY_HISTORY_FILTERS = Filters(
+    {"check": Filter("check_name"), "asset": Filter("asset_key")}, bounding=("check", "asset")
+)
+REJECT_FILTERS = Filters({"table": Filter("table_name")}, bounding=("table",))
+
+
+def _keyset_after(
+    conditions: list[str],
+    params: dict[str, Any],
+    after: tuple | None,
+    names: Sequence[str],
+    op: str,
+    pinned: Mapping[str, Any] | None = None,
+) -> None:
+    """Add the keyset condition `(names) op (values of the previous page's last row)`.
+
+    A column that an equality filter pins to the cursor's own value is left out: it ties on every
+    row, so the comparison means the same, and the columns left are those of the index that the
+    filter leads, which then reads from the cursor on. (The last column of every sort key is
+    unique and never pinned.)
+    """
+    if after is None:
+        return
+    pinned = pinned or {}
+    keys = [
+        (name, value)
+        for name, value in zip(names, after, strict=True)
+        if name not in pinned or pinned[name] != value
+    ]
+    columns = ", ".join(name for name, _ in keys)
+    values = ", ".join(f"%(after_{name})s" for name, _ in keys)
+    conditions.append(f"({columns}) {op} ({values})")
+    params.update({f"after_{name}": value for name, value in keys})
 
 
 def flights(args: dict[str, Any], after: tuple | None, limit: int) -> Query:
     """Flights matching the filters, by (flight_date, flight_key)."""
-    conditions, params = _filters(_FLIGHT_FILTERS, args)
-    if after is not None:
-        conditions.append("(flight_date, flight_key) > (%(after_date)s, %(after_key)s)")
-        params["after_date"], params["after_key"] = after
+    conditions, params = FLIGHT_FILTERS.conditions(args)
+    keys = ("flight_date", "flight_key")
+    _keyset_after(conditions, params, after, keys, ">", FLIGHT_FILTERS.pinned(args))
     params["limit"] = limit + 1
     sql = (
         f"SELECT {_cols(FLIGHT_COLUMNS)} FROM curated.fact_flight {_where(conditions)} "
@@ -133,18 +216,9 @@ def flight_events(flight_key: str, after: tuple | None, limit: int) -> Query:
 
 def route_performance(args: dict[str, Any], after: tuple | None, limit: int) -> Query:
     """Rows of marts.route_daily_performance in primary-key order."""
-    conditions, params = _filters(_ROUTE_FILTERS, args)
-    if after is not None:
-        conditions.append(
-            "(flight_date, carrier, origin, destination) > "
-            "(%(after_date)s, %(after_carrier)s, %(after_origin)s, %(after_destination)s)"
-        )
-        (
-            params["after_date"],
-            params["after_carrier"],
-            params["after_origin"],
-            params["after_destination"],
-        ) = after
+    conditions, params = ROUTE_FILTERS.conditions(args)
+    keys = ("flight_date", "carrier", "origin", "destination")
+    _keyset_after(conditions, params, after, keys, ">", ROUTE_FILTERS.pinned(args))
     params["limit"] = limit + 1
     sql = (
         f"SELECT {_cols(ROUTE_COLUMNS)} FROM marts.route_daily_performance "
@@ -154,21 +228,25 @@ def route_performance(args: dict[str, Any], after: tuple | None, limit: int) -> 
     return sql, params
 
 
-def airport(iata: str) -> Query:
+def row(table: Table, key: str) -> Query:
+    """One row of a table by its (one-column) key, in the columns the table serves."""
+    (column,) = table.key
     return (
-        f"SELECT {_cols(AIRPORT_COLUMNS)} FROM curated.dim_airport WHERE iata = %(iata)s",
-        {"iata": iata},
+        f"SELECT {_cols(table.column_names)} FROM {table.qualified} WHERE {column} = %(key)s",
+        {"key": key},
     )
+
+
+def airport(iata: str) -> Query:
+    return row(REGISTRY["curated.dim_airport"], iata)
 
 
 def airport_traffic(iata: str, args: dict[str, Any], after: tuple | None, limit: int) -> Query:
     """Daily traffic of one airport, by flight_date."""
-    conditions, params = _filters(_TRAFFIC_FILTERS, args)
+    conditions, params = TRAFFIC_FILTERS.conditions(args)
     conditions.insert(0, "airport = %(iata)s")
     params["iata"] = iata
-    if after is not None:
-        conditions.append("flight_date > %(after_date)s")
-        params["after_date"] = after[0]
+    _keyset_after(conditions, params, after, ("flight_date",), ">")
     params["limit"] = limit + 1
     sql = (
         f"SELECT {_cols(TRAFFIC_COLUMNS)} FROM marts.airport_daily_traffic "
@@ -178,11 +256,7 @@ def airport_traffic(iata: str, args: dict[str, Any], after: tuple | None, limit:
 
 
 def aircraft_position(tail_number: str) -> Query:
-    return (
-        f"SELECT {_cols(POSITION_COLUMNS)} FROM curated.aircraft_position_latest "
-        "WHERE tail_number = %(tail_number)s",
-        {"tail_number": tail_number},
-    )
+    return row(REGISTRY["curated.aircraft_position_latest"], tail_number)
 
 
 def ping() -> Query:
@@ -198,15 +272,12 @@ QUALITY_COLUMNS = (
 
 
 def quality_latest(args: dict[str, Any], after: tuple | None, limit: int) -> Query:
-    """The newest evaluation of each check of each asset, by asset then check."""
-    conditions: list[str] = []
-    params: dict[str, Any] = {"limit": limit + 1}
-    if args.get("asset") is not None:
-        conditions.append("asset_key = %(asset)s")
-        params["asset"] = args["asset"]
-    if after is not None:
-        conditions.append("(asset_key, check_name) > (%(after_asset)s, %(after_check)s)")
-        params["after_asset"], params["after_check"] = after
+    """The newest evaluation of each check of each asset, by asset then check: rows of the
+    table that triggers keep current (migration 0034), read in the order of its key."""
+    conditions, params = QUALITY_LATEST_FILTERS.conditions(args)
+    keys = ("asset_key", "check_name")
+    _keyset_after(conditions, params, after, keys, ">", QUALITY_LATEST_FILTERS.pinned(args))
+    params["limit"] = limit + 1
     sql = (
         f"SELECT {_cols(QUALITY_COLUMNS)} FROM quality.latest_check_result "
         f"{_where(conditions)} ORDER BY asset_key, check_name LIMIT %(limit)s"
@@ -216,17 +287,9 @@ def quality_latest(args: dict[str, Any], after: tuple | None, limit: int) -> Que
 
 def quality_history(args: dict[str, Any], after: tuple | None, limit: int) -> Query:
     """Stored evaluations, newest first, optionally of one check and/or one asset."""
-    conditions: list[str] = []
-    params: dict[str, Any] = {"limit": limit + 1}
-    if args.get("check") is not None:
-        conditions.append("check_name = %(check)s")
-        params["check"] = args["check"]
-    if args.get("asset") is not None:
-        conditions.append("asset_key = %(asset)s")
-        params["asset"] = args["asset"]
-    if after is not None:
-        conditions.append("(evaluated_at, evaluation_id) < (%(after_time)s, %(after_id)s)")
-        params["after_time"], params["after_id"] = after
+    conditions, params = QUALITY_HISTORY_FILTERS.conditions(args)
+    _keyset_after(conditions, params, after, ("evaluated_at", "evaluation_id"), "<")
+    params["limit"] = limit + 1
     sql = (
         f"SELECT {_cols(QUALITY_COLUMNS)} FROM quality.check_evaluation {_where(conditions)} "
         "ORDER BY evaluated_at DESC, evaluation_id DESC LIMIT %(limit)s"
@@ -239,14 +302,10 @@ REJECT_COLUMNS = ("table_name", "rule", "rows", "oldest_first_seen", "newest_las
 
 def quality_rejects(args: dict[str, Any], after: tuple | None, limit: int) -> Query:
     """Rows the audit holds back, counted per table and rule (quality.rejects)."""
-    conditions: list[str] = []
-    params: dict[str, Any] = {"limit": limit + 1}
-    if args.get("table") is not None:
-        conditions.append("table_name = %(table)s")
-        params["table"] = args["table"]
-    if after is not None:
-        conditions.append("(table_name, rule) > (%(after_table)s, %(after_rule)s)")
-        params["after_table"], params["after_rule"] = after
+    conditions, params = REJECT_FILTERS.conditions(args)
+    keys = ("table_name", "rule")
+    _keyset_after(conditions, params, after, keys, ">", REJECT_FILTERS.pinned(args))
+    params["limit"] = limit + 1
     sql = (
         "SELECT table_name, rule, count(*) AS rows, min(first_seen) AS oldest_first_seen, "
         f"max(last_seen) AS newest_last_seen FROM quality.rejects {_where(conditions)} "

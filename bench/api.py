@@ -37,6 +37,7 @@ from pathlib import Path
 from api_service.auth import SCOPES, create_key
 from api_service.config import READ_ONLY_ROLE, role_url
 from bench.api_load import LoadResult, closed_loop, open_loop
+from bench.harness import drop_database, with_database
 from latam_dagster.db import connect, connection, migrate
 from latam_dagster.settings import get_settings
 
@@ -123,29 +124,13 @@ FROM curated.fact_flight GROUP BY flight_date, carrier, origin, destination
 """
 
 
-def _admin_url(url: str) -> str:
-    return url.rsplit("/", 1)[0] + "/postgres"
-
-
-def _exec_admin(url: str, sql: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(_admin_url(url).replace("postgresql+psycopg2", "postgresql"))
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
-
-
 @contextmanager
 def bench_database(flights: int, keep: str | None = None):
     """A migrated warehouse holding `flights` flights and their route mart, dropped at the end;
     with `keep`, the database of that name is reused when already filled and kept afterwards."""
     base = get_settings().warehouse_url
     name = keep or f"latam_bench_api_{secrets.token_hex(4)}"
-    url = base.rsplit("/", 1)[0] + "/" + name
+    url = with_database(base, name)
     try:
         migrate(url)
         with connection(url) as conn, conn.cursor() as cur:
@@ -186,7 +171,7 @@ def bench_database(flights: int, keep: str | None = None):
         yield url
     finally:
         if not keep:
-            _exec_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop_database(with_database(base, "postgres"), name)
 
 
 def _free_port() -> int:
@@ -308,6 +293,11 @@ def main() -> None:
             "LATAM_WAREHOUSE_URL": url,
             "LATAM_API_DATABASE_URL": role_url(url, READ_ONLY_ROLE),
             "PYTHONPATH": str(ROOT),
+            # the rate limiter's Redis round trips are part of what is measured, its 429s are not
+            "LATAM_API_RATELIMIT_PER_KEY": "100000000/minute",
+            "LATAM_API_RATELIMIT_PER_ADDRESS": "100000000/minute",
+            "LATAM_API_RATELIMIT_KEY_PREFIX": f"bench-{secrets.token_hex(4)}",
+            "LATAM_API_METRICS_PORT": "0",
         }
         from api_service.config import get_api_config
 

@@ -58,19 +58,26 @@ class BenchEnv:
         return f"{self.topo.prefix}.bench"
 
 
-def _with_database(url: str, database: str) -> str:
+def with_database(url: str, database: str) -> str:
+    """`url` pointing at another database of the same server."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
-def _drop_database(admin_url: str, database: str) -> None:
+def admin_exec(admin_url: str, sql: str) -> None:
+    """Run one statement outside a transaction (CREATE DATABASE, DROP DATABASE, ...)."""
     conn = connect(admin_url)
     try:
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            cur.execute(sql)
     finally:
         conn.close()
+
+
+def drop_database(admin_url: str, database: str) -> None:
+    """Drop `database` if it exists, ending the sessions still connected to it."""
+    admin_exec(admin_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def _delete_broker_objects(env: BenchEnv) -> None:
@@ -93,8 +100,8 @@ def bench_environment(amqp_url: str, pg_url: str, family: str = "positions") -> 
     database = f"latam_bench_{token}"
     env = BenchEnv(
         amqp_url=amqp_url,
-        admin_url=_with_database(pg_url, "postgres"),
-        warehouse_url=_with_database(pg_url, database),
+        admin_url=with_database(pg_url, "postgres"),
+        warehouse_url=with_database(pg_url, database),
         database=database,
         topo=Topology(prefix=f"bench{token}"),
         family=family,
@@ -133,7 +140,7 @@ def _cleanup(env: BenchEnv) -> None:
     except Exception:
         log.exception("could not delete the bench topology %s.*", env.topo.prefix)
     try:
-        _drop_database(env.admin_url, env.database)
+        drop_database(env.admin_url, env.database)
     except Exception:
         log.exception("could not drop the bench database %s", env.database)
 

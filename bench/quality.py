@@ -137,7 +137,9 @@ def peak_rss_mb() -> float:
 
 def worker_gx(url: str, repeats: int) -> dict:
     from latam_dagster.quality.gx_resource import GreatExpectationsResource
-    from latam_dagster.quality.suites import fact_flight
+    from latam_dagster.tables import REGISTRY
+
+    fact_flight = REGISTRY.suite("curated.fact_flight")
 
     with tempfile.TemporaryDirectory(prefix="bench_quality_") as tmp:
         gx = GreatExpectationsResource(
@@ -198,7 +200,9 @@ def plain_sql(suite) -> list[tuple[list[str], str]]:
 
 
 def worker_sql(url: str, repeats: int) -> dict:
-    from latam_dagster.quality.suites import fact_flight
+    from latam_dagster.tables import REGISTRY
+
+    fact_flight = REGISTRY.suite("curated.fact_flight")
 
     queries = plain_sql(fact_flight)
     conn = connect(url)

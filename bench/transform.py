@@ -38,6 +38,7 @@ from datetime import date
 
 import psycopg2
 
+from bench.harness import admin_exec, drop_database, with_database
 from latam_dagster.db import connect, load_migrations, migrate
 from latam_dagster.transform.airports import load_dim_airport
 from latam_dagster.transform.curated import update_all, update_table
@@ -167,18 +168,8 @@ CREATE OR REPLACE FUNCTION bench.r(h bigint, salt int) RETURNS int
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT hashint8(h * 131 + salt) & 2147483647 $$"""
 
 
-def admin_exec(sql: str) -> None:
-    conn = psycopg2.connect(ADMIN_URL)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
-
-
 def db_url(name: str) -> str:
-    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    return with_database(ADMIN_URL, name)
 
 
 def insert_flights(
@@ -401,9 +392,9 @@ def history_database(name: str, events: int, cache: bool) -> tuple[str, float | 
     Returns (url, seconds spent loading, or None when cloned).
     """
     template = f"latam_bench_tpl_{events}_{fingerprint()}"
-    admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(ADMIN_URL, name)
     if cache and database_exists(template):
-        admin_exec(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        admin_exec(ADMIN_URL, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         return db_url(name), None
     url = db_url(name)
     migrate(url)
@@ -411,7 +402,7 @@ def history_database(name: str, events: int, cache: bool) -> tuple[str, float | 
     print(f"loading {events:,} events of history ...", flush=True)
     seconds = load_history(url, 0, events // EVENTS_PER_FLIGHT)
     if cache:
-        admin_exec(f'CREATE DATABASE "{template}" TEMPLATE "{name}"')
+        admin_exec(ADMIN_URL, f'CREATE DATABASE "{template}" TEMPLATE "{name}"')
     return url, seconds
 
 
@@ -475,7 +466,7 @@ def main() -> None:
     finally:
         if not args.keep:
             for name in names.values():
-                admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                drop_database(ADMIN_URL, name)
     figures.update(
         incremental_ratio=round(ratio, 2),
         incremental_goal_met=ratio <= GOAL_INCREMENTAL_RATIO,

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import psycopg2.extensions
 
+from latam_dagster import tls
 from latam_dagster.settings import libpq_url
 
 MIGRATION_LOCK_ID = 7_340_001
@@ -46,11 +47,25 @@ def _redact(url: str) -> str:
 
 
 def connect(url: str, **kwargs) -> psycopg2.extensions.connection:
-    """Open a psycopg2 connection, turning a refused connection into advice."""
+    """Open a psycopg2 connection, turning a refused connection into advice.
+
+    The URL's query (sslmode=verify-full&sslrootcert=... for TLS) goes to libpq as it is; in
+    production a URL without sslmode=verify-full is refused before connecting (latam_dagster.tls).
+    """
     dsn = libpq_url(url)
+    try:
+        tls.refuse_plaintext(dsn)
+    except tls.TransportRefused as exc:
+        raise WarehouseUnavailable(str(exc)) from exc
     try:
         return psycopg2.connect(dsn, connect_timeout=5, **kwargs)
     except psycopg2.OperationalError as exc:
+        if tls.pg_tls_problem(str(exc)):
+            raise WarehouseUnavailable(
+                f"TLS with PostgreSQL at {tls.redact(dsn)} failed ({' '.join(str(exc).split())}): "
+                "the server's certificate must be signed by the CA of the URL's sslrootcert and "
+                "name the URL's host"
+            ) from exc
         if "does not exist" in str(exc):
             raise
         raise WarehouseUnavailable(
@@ -205,3 +220,13 @@ def require_schema(url: str) -> int:
             f"warehouse at version {_fmt(have)}, this code needs {_fmt(needed)}: run `latam migrate`"
         )
     return have
+
+
+def require_schema_as(url: str, owner_url: str) -> int:
+    """`require_schema` checked with a process's own role (`url`). On a warehouse older than
+    that role (it does not exist yet, or may not read the versions), ask again as `owner_url` in
+    a read-only session, to say which migrations are missing."""
+    try:
+        return require_schema(url)
+    except (psycopg2.errors.InsufficientPrivilege, psycopg2.OperationalError):
+        return require_schema(owner_url)

@@ -1,17 +1,25 @@
 """`latam demo`: the whole platform on one machine, stopped cleanly with Ctrl-C.
 
 Checks that Postgres and RabbitMQ answer (and says how to start the one that does not), prepares
-the databases, schemas, topology and DAGSTER_HOME, then starts the Dagster webserver and daemon,
-the event simulator and (when present) the REST API as child processes, prints the URLs, and stops
-every child when interrupted.
+the databases, schemas, topology and DAGSTER_HOME, then starts the Dagster UI behind its
+authenticating proxy, the Dagster daemon, the event simulator and (when present) the REST API as
+child processes, prints the URLs and the demo's UI logins, and stops every child when interrupted.
+
+The UI is nginx on the published port (HTTP basic authentication, HTTPS when LATAM_UI_TLS_CERT
+and LATAM_UI_TLS_KEY are set) in front of two Dagster webservers on loopback ports: a read-only
+one for analysts and the full one for operators (docs/ui-access.md). nginx runs unprivileged in
+the foreground, with its configuration, pid file, logs and temporary files under
+DAGSTER_HOME/proxy; the demo reloads it when `latam ui-user` changes a role.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,7 +30,9 @@ import click
 
 from latam_dagster.db import WarehouseUnavailable, connect
 from latam_dagster.ingest.topology import BrokerUnavailable, open_connection
-from latam_dagster.settings import Settings, get_settings
+from latam_dagster.settings import Settings, get_settings, get_ui_proxy_settings
+from latam_dagster.uiproxy import nginx
+from latam_dagster.uiproxy.users import ROLES_MAP, UserStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,6 +69,32 @@ def _start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Ch
         args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     return Child(name, proc)
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+DEMO_USERS = {"operator": "demo-operator", "analyst": "demo-analyst"}
+
+
+def demo_logins(store: UserStore) -> dict[str, tuple[str, str]]:
+    """A UI login per role with a new random password (role -> (name, password)); the demo
+    prints them, as it prints its API key. Other users of the store are left as they are."""
+    logins = {}
+    for role, name in DEMO_USERS.items():
+        password = secrets.token_urlsafe(18)
+        store.add(name, role, password, replace=True)
+        logins[role] = (name, password)
+    return logins
+
+
+def webserver_args(port: int, read_only: bool) -> list[str]:
+    """A Dagster webserver on a loopback port: only the proxy on the same machine reaches it."""
+    args = [_bin("dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    return [*args, "--read-only"] if read_only else args
 
 
 def stop_code_servers(dagster_home: Path) -> None:
@@ -98,6 +134,10 @@ def run_demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> 
 
     settings = get_settings()
     problems = check_services(settings)
+    try:
+        nginx.nginx_binary()
+    except nginx.NginxMissing as exc:
+        problems.append(str(exc))
     if problems:
         for p in problems:
             click.echo(f"error: {p}", err=True)
@@ -107,27 +147,35 @@ def run_demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> 
     env = dict(os.environ)
     log_dir = home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
+    ui = get_ui_proxy_settings()
+    store = UserStore(ui.auth_dir)
+    logins = demo_logins(store)
+    full_port, read_only_port = free_loopback_port(), free_loopback_port()
+    proxy = nginx.ProxyConfig.from_settings(
+        ui,
+        port,
+        analyst_upstream=f"127.0.0.1:{read_only_port}",
+        operator_upstream=f"127.0.0.1:{full_port}",
+        state_dir=home / "proxy",
+    )
+    try:
+        nginx.write_config(proxy)
+        nginx.check(proxy)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 2
+    roles_map = store.dir / ROLES_MAP
     children: list[Child] = []
     # installed explicitly: a process started in the background inherits an ignored SIGINT, and
     # without a SIGTERM handler the children (each in its own session) would be orphaned
     previous = {sig: signal.signal(sig, _interrupt) for sig in STOP_SIGNALS}
     try:
+        children.append(_start("webserver", webserver_args(full_port, False), env, log_dir))
         children.append(
-            _start(
-                "webserver",
-                [
-                    _bin("dagster-webserver"),
-                    "-w",
-                    "workspace.yaml",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                ],
-                env,
-                log_dir,
-            )
+            _start("webserver-readonly", webserver_args(read_only_port, True), env, log_dir)
         )
+        proxy_child = _start("proxy", nginx.command(proxy), env, log_dir)
+        children.append(proxy_child)
         children.append(
             _start("daemon", [_bin("dagster-daemon"), "run", "-w", "workspace.yaml"], env, log_dir)
         )
@@ -160,7 +208,12 @@ def run_demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> 
                 )
             )
         click.echo("LATAM data platform demo is starting:")
-        click.echo(f"  Dagster UI       http://127.0.0.1:{port}  (lineage, runs, sensors, checks)")
+        click.echo(f"  Dagster UI       {proxy.url}  (lineage, runs, sensors, checks; log in)")
+        name, password = logins["operator"]
+        click.echo(f"  UI operator      {name} {password}  (full UI: launches runs)")
+        name, password = logins["analyst"]
+        click.echo(f"  UI analyst       {name} {password}  (read-only UI)")
+        click.echo("  UI users         latam ui-user add NAME --role analyst|operator")
         if any(c.name == "api" for c in children):
             key = issue_key(settings.warehouse_url, "demo", replace=True)
             click.echo(f"  REST API         http://127.0.0.1:{api_port}/docs")
@@ -178,6 +231,7 @@ def run_demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> 
         click.echo(f"  simulator        {rate:g} events/s from {systems} source systems")
         click.echo(f"  logs             {log_dir}")
         click.echo("Press Ctrl-C to stop everything.")
+        roles_seen = roles_map.stat().st_mtime_ns
         while True:
             for child in children:
                 if child.proc.poll() is not None:
@@ -187,6 +241,10 @@ def run_demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> 
                         err=True,
                     )
                     return 1
+            roles_now = roles_map.stat().st_mtime_ns
+            if roles_now != roles_seen:  # a role changed: nginx reads its map at (re)load only
+                roles_seen = roles_now
+                nginx.reload(proxy_child.proc.pid)
             time.sleep(1)
     except KeyboardInterrupt:
         click.echo("\nstopping ...")

@@ -8,7 +8,8 @@ in the UI. `full_refresh` rebuilds curated and marts from raw the same way.
 
 `run_once`, `full_refresh` and the demo migrate first because they are the one-machine deploy:
 code and warehouse move together. Everywhere else (Dagster runs, the API, the exporter) only the
-schema version is checked, and `latam migrate` is the deploy step.
+schema version is checked, and `latam migrate` is the deploy step. Migrations run as the owner
+(LATAM_WAREHOUSE_URL); the jobs run as the pipeline role (`Settings.pipeline_url`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def prepare(settings: Settings) -> list[str]:
     from latam_dagster.assets.curated import apply_flight_event_history
 
     applied = db.migrate(settings.warehouse_url)
-    apply_flight_event_history(settings.warehouse_url)
+    # the view belongs to the pipeline role, which (re)defines it in its runs as well
+    apply_flight_event_history(settings.pipeline_url)
     declare_topology(settings.amqp_url, Topology(settings.topology_prefix, settings.delivery_limit))
     return applied
 
@@ -118,7 +120,7 @@ def refresh_pending_marts(instance, report: RunOnceReport, tag: str) -> None:
     )
 
     settings = get_settings()
-    pending = pending_dates_at(settings.warehouse_url)
+    pending = pending_dates_at(settings.pipeline_url)
     bounds = partition_bounds()
     inside, _outside = split_in_bounds(pending, *bounds)
     # the warning names the setting to change: a bare count leaves the reader guessing
@@ -140,7 +142,7 @@ def current_resources(settings: Settings) -> dict:
     from latam_dagster.resources import RabbitMQResource, WarehouseResource
 
     return {
-        "warehouse": WarehouseResource(url=settings.warehouse_url),
+        "warehouse": WarehouseResource(url=settings.pipeline_url),
         "rabbitmq": RabbitMQResource(
             amqp_url=settings.amqp_url,
             prefix=settings.topology_prefix,

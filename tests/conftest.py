@@ -11,37 +11,38 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg2
 import pytest
 
+from bench import harness
 from latam_dagster.db import migrate
 from latam_dagster.ingest.topology import Topology, declare_topology, delete_topology
 
 PG_ADMIN_URL = os.environ.get("LATAM_TEST_PG_URL", "postgresql://postgres@localhost:5432/postgres")
 AMQP_BASE_URL = os.environ.get("LATAM_TEST_AMQP_URL", "amqp://guest:guest@localhost:5672/%2F")
 RUN_ID = uuid.uuid4().hex[:8]
+ROOT = Path(__file__).resolve().parents[1]
+"""The repository's root directory."""
+LATAM = str(Path(sys.executable).parent / "latam")
+"""The `latam` command installed beside this Python."""
 
 
 def _db_url(name: str) -> str:
-    return urlunsplit(urlsplit(PG_ADMIN_URL)._replace(path=f"/{name}"))
+    return harness.with_database(PG_ADMIN_URL, name)
 
 
 def _admin_exec(sql: str) -> None:
-    conn = psycopg2.connect(PG_ADMIN_URL)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
+    harness.admin_exec(PG_ADMIN_URL, sql)
 
 
 def drop_database(name: str) -> None:
-    _admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    harness.drop_database(PG_ADMIN_URL, name)
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +62,35 @@ def warehouse_url(template_db: str) -> Iterator[str]:
     _admin_exec(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
     yield _db_url(name)
     drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def airports_db(template_db: str) -> Iterator[str]:
+    """A template database: the migrated template plus curated.dim_airport, made once a module."""
+    from tests.transform_helpers import airports_template
+
+    with airports_template(template_db) as name:
+        yield name
+
+
+@pytest.fixture
+def warehouse(airports_db: str) -> Iterator[str]:
+    """URL of a fresh warehouse of this test alone with the airports loaded: flights between
+    known airports get past the audit."""
+    from tests.transform_helpers import cloned_database
+
+    with cloned_database(airports_db) as url:
+        yield url
+
+
+@pytest.fixture
+def report_env(warehouse_url: str, tmp_path, monkeypatch) -> str:
+    """A fresh warehouse (its URL) and the environment the `latam` commands read pointing at it:
+    the warehouse, the quality history and the Data Docs directories."""
+    monkeypatch.setenv("LATAM_WAREHOUSE_URL", warehouse_url)
+    monkeypatch.setenv("LATAM_QUALITY_DIR", str(tmp_path / "quality"))
+    monkeypatch.setenv("LATAM_QUALITY_DOCS_DIR", str(tmp_path / "data_docs"))
+    return warehouse_url
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """A plain pandas reference of the curated and mart semantics, written from the contract's semantics (docs/transformations.md).
 
-It deliberately shares no code with the SQL path (only the limits of `quality/suites.py`): the
+It deliberately shares no code with the SQL path (only the limits of `tables/limits.py`): the
 correctness tests feed the same events to both and require equal results. It is meant to be
 obviously right, not fast (thousands of events).
 
@@ -33,14 +33,14 @@ import airportsdata
 import numpy as np
 import pandas as pd
 
-from latam_dagster.quality.suites import (
+from latam_dagster.contracts.validator import FLIGHT_STATUSES
+from latam_dagster.tables.limits import (
     AIRPORT_CODE,
     ALTITUDE_MAX_FT,
     ALTITUDE_MIN_FT,
     CARRIER_CODE,
     DELAY_MAX,
     DELAY_MIN,
-    FLIGHT_STATUSES,
     MAX_DISTANCE_KM,
     MAX_GROUND_SPEED_KT,
     MAX_LOAD_FACTOR,
@@ -73,8 +73,11 @@ def _ts(value) -> pd.Timestamp | None:
     return None if value is None else pd.Timestamp(value).tz_convert("UTC")
 
 
-def _events_frame(events: list[dict], event_type: str) -> pd.DataFrame:
-    """One row per distinct message of a type: envelope plus payload, sorted by event order."""
+def _events_frame(
+    events: list[dict], event_type: str, fields: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """One row per distinct message of a type: envelope plus payload, sorted by event order;
+    every payload field of `fields` is a column, None where no event had it."""
     rows, seen = [], set()
     for e in events:
         mid = str(uuid.UUID(e["message_id"]))
@@ -95,6 +98,9 @@ def _events_frame(events: list[dict], event_type: str) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
+    for col in fields:
+        if col not in frame:
+            frame[col] = None
     return frame.sort_values(["event_time", "message_id"], kind="stable").reset_index(drop=True)
 
 
@@ -134,12 +140,9 @@ def iata_airports() -> dict[str, dict]:
 def fact_flight(events: list[dict], airports: Mapping[str, dict] | None = None) -> pd.DataFrame:
     """The computed flights; `airports` is curated.dim_airport (default: every IATA airport)."""
     airports = iata_airports() if airports is None else airports
-    flights = _events_frame(events, "flight_status")
+    flights = _events_frame(events, "flight_status", FLIGHT_FIELDS)
     if flights.empty:
         return pd.DataFrame()
-    for col in FLIGHT_FIELDS:
-        if col not in flights:
-            flights[col] = None
     for col in TIME_FIELDS:
         flights[col] = flights[col].map(_ts)
     grouped = flights.groupby("flight_key", sort=True)
@@ -314,12 +317,9 @@ def airport_daily_traffic(flights: pd.DataFrame) -> pd.DataFrame:
 
 
 def aircraft_position_latest(events: list[dict]) -> pd.DataFrame:
-    reports = _events_frame(events, "position_report")
+    reports = _events_frame(events, "position_report", POSITION_FIELDS)
     if reports.empty:
         return pd.DataFrame()
-    for col in POSITION_FIELDS:
-        if col not in reports:
-            reports[col] = None
     has_key = reports["flight_key"].notna()
     latest = reports.groupby("tail_number", sort=True).nth(-1).set_index("tail_number")
     with_key = reports[has_key].groupby("tail_number").nth(-1).set_index("tail_number")

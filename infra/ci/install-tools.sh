@@ -3,6 +3,7 @@
 #   - promtool + prometheus (Debian `prometheus`): rule unit tests, config checks, the real-
 #     Prometheus integration test;
 #   - chromium + chromium-driver: the headless browser test of the Dagster UI and Data Docs;
+#   - nginx (Debian `nginx-light`): the Dagster UI's authenticating proxy (`latam demo`, tests);
 #   - the RabbitMQ management plugin: queue statistics the exporter turns into the age of the
 #     oldest message (quorum queues report no head timestamp).
 # Idempotent and quiet when everything is there. Debian packages only; nothing is downloaded
@@ -14,6 +15,8 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+# /usr/sbin is not on every user's PATH
+{ command -v nginx || [[ -x /usr/sbin/nginx ]]; } >/dev/null 2>&1 || missing+=(nginx-light)
 
 if ((${#missing[@]})); then
   packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')

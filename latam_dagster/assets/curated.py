@@ -23,16 +23,18 @@ from dagster import (
 from pydantic import Field
 
 from latam_dagster.assets.raw import raw_asset_key
-from latam_dagster.assets.reference import DIM_AIRPORT_KEY
 from latam_dagster.db import connection
+from latam_dagster.ingest.topology import RAW_TABLE_OF_QUEUE
 from latam_dagster.quality.audit import AuditBlocked, held_back_counts
 from latam_dagster.quality.audit_checks import audit_check_results, audit_check_specs
 from latam_dagster.resources import WarehouseResource
-from latam_dagster.transform.curated import TABLES, update_table
+from latam_dagster.tables import REGISTRY, Registry, Table
+from latam_dagster.transform.curated import update_table
 from latam_dagster.transform.session import transform_transaction
 from latam_dagster.transform.sqlfiles import load_sql
 
 CURATED_GROUP = "curated"
+FAMILY_OF_RAW_TABLE = {table: family for family, table in RAW_TABLE_OF_QUEUE.items()}
 
 
 def curated_key(table: str) -> AssetKey:
@@ -65,21 +67,27 @@ def sql_version(sql: str) -> str:
     return hashlib.sha256(sql.encode()).hexdigest()[:12]
 
 
-def build_curated_asset(table: str, deps: list[AssetKey]) -> AssetsDefinition:
-    """The asset that keeps `curated.<table>` up to date (written, audited and published when
-    the table has rules: its checks are then evaluated by every materialization)."""
-    sql = load_sql("curated", table)
-    key = curated_key(table)
-    audited = TABLES[table].audit
+def input_key(table: str) -> AssetKey:
+    """The asset of an input table: a queue's raw asset, or the table's own asset."""
+    family = FAMILY_OF_RAW_TABLE.get(table)
+    return raw_asset_key(family) if family else AssetKey(table.split("."))
+
+
+def build_curated_asset(declared: Table) -> AssetsDefinition:
+    """The asset that keeps a curated table up to date (written, audited and published when
+    the table is audited: its rules' checks are then evaluated by every materialization)."""
+    sql = declared.sql()
+    key = AssetKey(list(declared.asset_key))
+    audited = declared.audit
 
     @asset(
         key=key,
-        deps=deps,
+        deps=[input_key(t) for t in declared.inputs],
         group_name=CURATED_GROUP,
         kinds={"postgres", "sql"},
         description=sql_header(sql),
         code_version=sql_version(sql),
-        metadata={"table": f"curated.{table}", "sql_file": f"assets/sql/curated/{table}.sql"},
+        metadata={"table": declared.qualified, "sql_file": declared.sql_path},
         check_specs=audit_check_specs(audited, key) if audited else None,
     )
     def _update(
@@ -88,7 +96,10 @@ def build_curated_asset(table: str, deps: list[AssetKey]) -> AssetsDefinition:
         selected = set(context.selected_asset_check_keys)
         try:
             result = update_table(
-                warehouse.url, table, full_refresh=config.full_refresh, run_id=context.run.run_id
+                warehouse.url,
+                declared,
+                full_refresh=config.full_refresh,
+                run_id=context.run.run_id,
             )
         except AuditBlocked as blocked:
             # the evaluations say why; the failure skips everything downstream
@@ -101,7 +112,7 @@ def build_curated_asset(table: str, deps: list[AssetKey]) -> AssetsDefinition:
                 },
             ) from None
         context.log.info(
-            f"curated.{table}: {result.changed_rows} row(s) changed"
+            f"{declared.qualified}: {result.changed_rows} row(s) changed"
             + (f" of {result.in_scope} in scope" if result.in_scope is not None else "")
             + f", {result.dates_touched} date(s) touched in {result.seconds:.2f}s"
             + (
@@ -147,19 +158,9 @@ def flight_event_history(warehouse: WarehouseResource) -> MaterializeResult:
     return MaterializeResult(metadata={"kind": "view"})
 
 
-fact_flight = build_curated_asset("fact_flight", [raw_asset_key("flights"), DIM_AIRPORT_KEY])
-flight_passenger = build_curated_asset("flight_passenger", [raw_asset_key("passengers")])
-flight_passenger_load = build_curated_asset(
-    "flight_passenger_load", [curated_key("fact_flight"), curated_key("flight_passenger")]
-)
-aircraft_position_latest = build_curated_asset(
-    "aircraft_position_latest", [raw_asset_key("positions")]
-)
+def build_curated_assets(registry: Registry = REGISTRY) -> list[AssetsDefinition]:
+    """One asset per curated table of the registry, plus the event history view."""
+    return [*(build_curated_asset(t) for t in registry.curated()), flight_event_history]
 
-curated_assets: list[AssetsDefinition] = [
-    fact_flight,
-    flight_passenger,
-    flight_passenger_load,
-    aircraft_position_latest,
-    flight_event_history,
-]
+
+curated_assets: list[AssetsDefinition] = build_curated_assets()

@@ -8,24 +8,43 @@ from typing import TYPE_CHECKING
 
 import click
 
-from latam_dagster.settings import get_settings
+from latam_dagster.settings import PIPELINE_SECRETS, get_settings
 
 if TYPE_CHECKING:
     from latam_dagster.ingest.topology import Topology
 
 
 class FriendlyErrors(click.Group):
-    """Turn 'service not reachable' and schema-version errors into one line and exit status 2."""
+    """Turn 'service not reachable', schema-version and settings errors into one line and exit
+    status 2. A settings error names the variable, never its value."""
 
     def invoke(self, ctx: click.Context):
+        from pydantic import ValidationError
+
         from latam_dagster.db import SchemaMismatch, WarehouseUnavailable
         from latam_dagster.ingest.topology import BrokerUnavailable
+        from latam_dagster.settings import SettingsProblem
 
         try:
             return super().invoke(ctx)
-        except (WarehouseUnavailable, BrokerUnavailable, SchemaMismatch) as exc:
+        except (WarehouseUnavailable, BrokerUnavailable, SchemaMismatch, SettingsProblem) as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
+            click.echo(f"error: {exc.title}: {problems}", err=True)
+            ctx.exit(2)
+
+
+def refuse_default_secrets(*names: str) -> None:
+    """With LATAM_ENV=production, stop a command that writes while a secret it needs (by field
+    name of `Settings.default_secrets`) is missing or a default."""
+    from latam_dagster.settings import refuse_default_secrets as refuse
+
+    settings = get_settings()
+    refuse(settings.default_secrets(*names), settings)
 
 
 @click.group(cls=FriendlyErrors)
@@ -49,6 +68,8 @@ def migrate(check: bool) -> None:
     from latam_dagster import db
     from latam_dagster.transform.airports import seed_dim_airport
 
+    if not check:
+        refuse_default_secrets("warehouse_url")
     url = get_settings().warehouse_url
     if check:
         pending = db.pending_migrations(url)
@@ -72,6 +93,7 @@ def migrate(check: bool) -> None:
 @main.command()
 def init() -> None:
     """Migrate the warehouse, load airports if missing, declare RabbitMQ, create DAGSTER_HOME."""
+    refuse_default_secrets("warehouse_url", *PIPELINE_SECRETS)
     from latam_dagster.pipeline import ensure_dagster_home, prepare
     from latam_dagster.transform.airports import seed_dim_airport
 
@@ -96,6 +118,7 @@ def publish(file, no_validate: bool) -> None:
     Each line is checked against the contract first; invalid lines are reported with their line
     number and not published, and the exit status is 1.
     """
+    refuse_default_secrets("amqp_url")
     from latam_dagster.contracts import InvalidEvent, validate_body
     from latam_dagster.ingest.publish import Publisher, read_jsonl
     from latam_dagster.ingest.topology import Topology, routing_key_for
@@ -143,6 +166,7 @@ def _print_report(report, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def run_once_cmd(as_json: bool) -> None:
     """Run the whole pipeline once through Dagster; non-zero exit when anything fails."""
+    refuse_default_secrets("warehouse_url", *PIPELINE_SECRETS)
     from latam_dagster.pipeline import run_once
 
     report = run_once()
@@ -154,6 +178,7 @@ def run_once_cmd(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def full_refresh_cmd(as_json: bool) -> None:
     """Rebuild curated tables and every mart partition from raw (after a logic change)."""
+    refuse_default_secrets("warehouse_url", *PIPELINE_SECRETS)
     from latam_dagster.pipeline import full_refresh
 
     report = full_refresh()
@@ -162,13 +187,14 @@ def full_refresh_cmd(as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--port", default=3000, show_default=True, help="Dagster UI port.")
+@click.option("--port", default=3000, show_default=True, help="Dagster UI port (its proxy, nginx).")
 @click.option("--api-port", default=8080, show_default=True, help="REST API port.")
 @click.option("--rate", default=50.0, show_default=True, help="Simulated events per second.")
 @click.option("--systems", default=12, show_default=True, help="Simulated source systems.")
 @click.option("--seed", default=7, show_default=True)
 def demo(port: int, api_port: int, rate: float, systems: int, seed: int) -> None:
     """Run the whole platform locally (Dagster UI, daemon, simulator, API) until Ctrl-C."""
+    refuse_default_secrets("warehouse_url", *PIPELINE_SECRETS)
     from latam_dagster.demo import run_demo
 
     sys.exit(run_demo(port, api_port, rate, systems, seed))
@@ -238,6 +264,7 @@ def quarantine_replay(ids: tuple[int, ...], queue: str | None, dry_run: bool) ->
     """Send open quarantine rows back through validation; the ones that pass go to raw.
 
     Rows kept truncated (over the size limit) cannot be replayed; they stay open."""
+    refuse_default_secrets("warehouse_url")
     from latam_dagster.ingest.quarantine import replay
 
     s = get_settings()
@@ -302,6 +329,7 @@ def dead_replay(limit: int | None, dry_run: bool) -> None:
     A dead letter leaves the dead queue only after the broker confirmed its copy, so an
     interrupted replay at worst publishes a message twice, which raw absorbs (one row per
     message_id)."""
+    refuse_default_secrets("amqp_url")
     from latam_dagster.ingest.dead_letters import ReplayInterrupted, replay_dead
 
     try:
@@ -323,8 +351,11 @@ def _register_commands() -> None:
     from latam_dagster.cli.exporter import exporter
     from latam_dagster.cli.quality import quality
     from latam_dagster.cli.simulate import simulate
+    from latam_dagster.cli.ui_users import commands as ui_commands
 
     main.add_command(simulate)
+    for command in ui_commands:
+        main.add_command(command)
     main.add_command(exporter)
     main.add_command(quality)
     for command in api_commands:

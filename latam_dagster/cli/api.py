@@ -57,17 +57,11 @@ def api(host: str | None, port: int | None, workers: int | None, no_migrate: boo
 
 
 def _require_schema(api_url: str) -> None:
-    """Check the schema as the API's own role (migration 0031 lets it read the applied versions);
-    on a warehouse too old for that role to read them, or without the role yet, ask as
-    LATAM_WAREHOUSE_URL in a read-only session, to say which migrations are missing."""
-    import psycopg2
-
+    """Check the schema as the API's own role (migration 0031 lets it read the applied versions),
+    or as LATAM_WAREHOUSE_URL on a warehouse too old for that role."""
     from latam_dagster import db
 
-    try:
-        db.require_schema(api_url)
-    except (psycopg2.errors.InsufficientPrivilege, psycopg2.OperationalError):
-        db.require_schema(get_settings().warehouse_url)
+    db.require_schema_as(api_url, get_settings().warehouse_url)
 
 
 @click.group("api-key")
@@ -101,6 +95,9 @@ def api_key_create(name: str, scopes: tuple[str, ...]) -> None:
     """Create a key; the key is printed once, as the last line of the output."""
     from api_service.auth import KeyNameTaken, create_key
     from latam_dagster import db
+    from latam_dagster.cli import refuse_default_secrets
+
+    refuse_default_secrets("warehouse_url")
 
     url = get_settings().warehouse_url
     db.require_schema(url)
@@ -122,6 +119,9 @@ def api_key_revoke(name: str) -> None:
     """Revoke the active key NAME (workers stop accepting it within LATAM_API_KEY_CACHE_SECONDS)."""
     from api_service.auth import revoke_key
     from latam_dagster import db
+    from latam_dagster.cli import refuse_default_secrets
+
+    refuse_default_secrets("warehouse_url")
 
     url = get_settings().warehouse_url
     db.require_schema(url)

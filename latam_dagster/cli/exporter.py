@@ -6,20 +6,32 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import click
+from click.decorators import FC
 
 log = logging.getLogger("latam_dagster.observability")
 
 
+def setting_option(
+    flag: str, setting: str, default: object, help: str, **kwargs: Any
+) -> Callable[[FC], FC]:
+    """An option that, when given, overrides the environment `setting` (itself `default` when
+    unset); its help names both."""
+    return click.option(flag, default=None, help=f"{help} [{setting}, {default}].", **kwargs)
+
+
 @click.command("exporter")
-@click.option("--host", default=None, help="Listen address [LATAM_EXPORTER_HOST, 127.0.0.1].")
-@click.option("--port", default=None, type=int, help="Listen port [LATAM_EXPORTER_PORT, 9808].")
-@click.option(
+@setting_option("--host", "LATAM_EXPORTER_HOST", "127.0.0.1", "Listen address")
+@setting_option("--port", "LATAM_EXPORTER_PORT", 9808, "Listen port", type=int)
+@setting_option(
     "--interval",
-    default=None,
+    "LATAM_EXPORTER_INTERVAL_SECONDS",
+    5,
+    "Seconds between collections",
     type=click.FloatRange(min=0.5),
-    help="Seconds between collections [LATAM_EXPORTER_INTERVAL_SECONDS, 5].",
 )
 @click.option("--no-dagster", is_flag=True, help="Do not read the Dagster instance.")
 @click.option("--once", is_flag=True, help="Collect once, print the metrics and exit.")
@@ -28,15 +40,16 @@ def exporter(
 ) -> None:
     """Serve RabbitMQ, warehouse and Dagster metrics for Prometheus at /metrics.
 
-    Refuses to start (exit status 2) when the warehouse schema does not match the code: its
-    queries name this version's tables, and it never migrates.
+    Reads the warehouse as the read-only role latam_exporter. Refuses to start (exit status 2)
+    when the warehouse schema does not match the code (its queries name this version's tables,
+    and it never migrates), and with LATAM_ENV=production on a missing or default secret.
     """
     from latam_dagster import db
-    from latam_dagster.observability.config import get_exporter_config
+    from latam_dagster.observability.config import exporter_database_url, get_exporter_config
     from latam_dagster.observability.exporter import build_exporter
     from latam_dagster.observability.logging import configure_logging
+    from latam_dagster.settings import refuse_default_secrets
 
-    configure_logging("exporter")
     overrides: dict[str, object] = {}
     if host is not None:
         overrides["host"] = host
@@ -45,8 +58,11 @@ def exporter(
     if interval is not None:
         overrides["interval_seconds"] = interval
     config = get_exporter_config(**overrides)
+    if not no_dagster:
+        refuse_default_secrets(config.settings.default_secrets("dagster_pg_url"), config.settings)
+    configure_logging("exporter")
     try:
-        db.require_schema(config.settings.warehouse_url)
+        db.require_schema_as(exporter_database_url(config), config.settings.warehouse_url)
     except db.WarehouseUnavailable as exc:
         # a warehouse that is down is what the exporter reports, not a reason not to start
         log.warning("schema version not checked: %s", exc, extra={"event": "schema_unchecked"})

@@ -52,14 +52,17 @@ def report(as_json: bool, strict: bool) -> None:
 )
 def validate(suite_names: tuple[str, ...], partition: str | None) -> None:
     """Validate suites now (as the Dagster checks would), record them and refresh Data Docs."""
-    from latam_dagster.quality.gx_resource import GreatExpectationsResource
-    from latam_dagster.quality.rules import Scope
-    from latam_dagster.quality.suites import all_suites
+    from latam_dagster.cli import refuse_default_secrets
 
-    suites = [s for s in all_suites() if not suite_names or s.name in suite_names]
+    refuse_default_secrets("warehouse_url")
+    from latam_dagster.quality.gx_resource import GreatExpectationsResource
+    from latam_dagster.tables import REGISTRY
+    from latam_dagster.tables.rules import Scope
+
+    suites = [s for s in REGISTRY.suites() if not suite_names or s.name in suite_names]
     unknown = set(suite_names) - {s.name for s in suites}
     if unknown:
-        names = ", ".join(s.name for s in all_suites())
+        names = ", ".join(s.name for s in REGISTRY.suites())
         raise click.BadParameter(f"unknown suite(s) {sorted(unknown)}; known: {names}")
     scope = Scope.parse(partition)
     gx = GreatExpectationsResource()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
 
 import click
+from click.decorators import FC
 
 from latam_dagster.simulator.generator import SimMessage, generate
 from latam_dagster.simulator.runner import run
@@ -77,10 +78,12 @@ def _write(out: IO[bytes], messages: Iterable[SimMessage], tally: Tally) -> None
 def _publish(
     messages: Iterable[SimMessage], rate: float | None, tally: Tally, forever: bool
 ) -> None:
+    from latam_dagster.cli import refuse_default_secrets
     from latam_dagster.ingest.publish import Publisher
     from latam_dagster.ingest.topology import BrokerUnavailable, Topology
     from latam_dagster.settings import get_settings
 
+    refuse_default_secrets("amqp_url")
     settings = get_settings()
     topo = Topology(prefix=settings.topology_prefix, delivery_limit=settings.delivery_limit)
     try:
@@ -100,6 +103,11 @@ def _publish(
     finally:
         with contextlib.suppress(Exception):  # the connection may be gone after Ctrl-C
             publisher.close()
+
+
+def share_option(flag: str, most: float, help: str) -> Callable[[FC], FC]:
+    """An option for the share of messages with some trait: 0 to `most`, none by default."""
+    return click.option(flag, default=0.0, type=click.FloatRange(0, most), help=help)
 
 
 @click.command("simulate")
@@ -138,25 +146,11 @@ def _publish(
     type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
     help="Simulated start time (default 2026-11-27T00:00Z).",
 )
-@click.option(
-    "--duplicates",
-    default=0.0,
-    type=click.FloatRange(0, 1),
-    help="Share of messages that re-send an earlier message byte for byte.",
+@share_option("--duplicates", 1, "Share of messages that re-send an earlier message byte for byte.")
+@share_option(
+    "--out-of-order", 0.99, "Share of events delivered late (up to 1000 messages behind)."
 )
-@click.option(
-    "--out-of-order",
-    "out_of_order",
-    default=0.0,
-    type=click.FloatRange(0, 0.99),
-    help="Share of events delivered late (up to 1000 messages behind).",
-)
-@click.option(
-    "--invalid",
-    default=0.0,
-    type=click.FloatRange(0, 1),
-    help="Share of messages that break the contract.",
-)
+@share_option("--invalid", 1, "Share of messages that break the contract.")
 @click.option(
     "--output",
     default=None,

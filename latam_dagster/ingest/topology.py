@@ -10,12 +10,15 @@ confirmed it, instead of being lost when that queue cannot take it.
 from __future__ import annotations
 
 import logging
+import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
+
+from latam_dagster import tls
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +105,24 @@ def _redact(url: str) -> str:
 
 
 def open_connection(amqp_url: str, heartbeat: int = 30) -> pika.BlockingConnection:
-    """Connect to RabbitMQ, turning a refused connection into advice."""
-    params = pika.URLParameters(amqp_url)
+    """Connect to RabbitMQ, turning a refused connection into advice.
+
+    An amqps:// URL connects over TLS with the broker's certificate and host name checked
+    (latam_dagster.tls); in production a plain amqp:// URL is refused before connecting.
+    """
+    try:
+        params = tls.amqp_parameters(amqp_url)
+    except tls.TransportRefused as exc:
+        raise BrokerUnavailable(str(exc)) from exc
     params.heartbeat = heartbeat
     params.blocked_connection_timeout = 60
     params.connection_attempts = 1
     params.socket_timeout = 5
     try:
         return pika.BlockingConnection(params)
-    except pika.exceptions.AMQPConnectionError as exc:
+    except (pika.exceptions.AMQPConnectionError, ssl.SSLError) as exc:
+        if problem := tls.amqp_tls_problem(amqp_url, exc):
+            raise BrokerUnavailable(problem) from exc
         raise BrokerUnavailable(
             f"RabbitMQ is not reachable at {_redact(amqp_url)} ({exc!r}). "
             "Start it (rabbitmq-server -detached) or set LATAM_AMQP_URL."

@@ -2,16 +2,32 @@
 
 The exporter reads the same LATAM_* settings as the pipeline (warehouse, broker, topology prefix,
 DAGSTER_HOME) plus its own, which the README's settings table lists. The management API's
-default comes from the AMQP URL, which is the broker knowledge this module holds.
+default comes from the AMQP URL, which is the broker knowledge this module holds. The warehouse
+is read as the read-only role latam_exporter: by default LATAM_WAREHOUSE_URL with that user and
+LATAM_EXPORTER_DATABASE_PASSWORD, or LATAM_EXPORTER_DATABASE_URL.
 """
 
 from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
-from latam_dagster.settings import ExporterConfig
+from latam_dagster.settings import (
+    EXPORTER_ROLE,
+    ExporterConfig,
+    credentials_problem,
+    libpq_url,
+    refuse_default_secrets,
+    role_database_problem,
+    role_url,
+)
 
-__all__ = ["ExporterConfig", "get_exporter_config", "management_url_from_amqp", "vhost_of"]
+__all__ = [
+    "ExporterConfig",
+    "exporter_database_url",
+    "get_exporter_config",
+    "management_url_from_amqp",
+    "vhost_of",
+]
 
 _OFF = ("off", "none", "0")
 
@@ -34,11 +50,41 @@ def vhost_of(amqp_url: str) -> str:
     return unquote(path[1:]) if len(path) > 1 else "/"
 
 
+def exporter_database_url(config: ExporterConfig) -> str:
+    """The URL the exporter reads the warehouse with, as the role latam_exporter."""
+    if config.database_url:
+        return libpq_url(config.database_url)
+    password = config.database_password
+    return role_url(
+        config.settings.warehouse_url,
+        EXPORTER_ROLE,
+        password.get_secret_value() if password else None,
+    )
+
+
 def get_exporter_config(**overrides: object) -> ExporterConfig:
-    """Read the exporter settings from the environment now; keyword arguments override them."""
+    """Read the exporter settings from the environment now; keyword arguments override them.
+
+    With LATAM_ENV=production it raises `InsecureSettings` while the exporter's database login,
+    the broker's credentials or those of a management URL set apart are missing or defaults.
+    """
     config = ExporterConfig(**overrides)
-    if "management_url" in overrides:
-        return config
-    mgmt = config.management_url or management_url_from_amqp(config.settings.amqp_url)
-    resolved = None if mgmt.lower() in _OFF else mgmt.rstrip("/")
-    return config.model_copy(update={"management_url": resolved})
+    settings = config.settings
+    explicit_mgmt = config.management_url
+    refuse_default_secrets(
+        [
+            role_database_problem(
+                "LATAM_EXPORTER_DATABASE", config.database_url, config.database_password
+            ),
+            *settings.default_secrets("amqp_url"),
+            credentials_problem("LATAM_RABBITMQ_MANAGEMENT_URL", explicit_mgmt)
+            if explicit_mgmt and explicit_mgmt.lower() not in _OFF
+            else None,
+        ],
+        settings,
+    )
+    update: dict[str, object] = {"database_url": exporter_database_url(config)}
+    if "management_url" not in overrides:
+        mgmt = config.management_url or management_url_from_amqp(settings.amqp_url)
+        update["management_url"] = None if mgmt.lower() in _OFF else mgmt.rstrip("/")
+    return config.model_copy(update=update)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from latam_dagster.ingest.topology import QUEUES
-from latam_dagster.observability.families import Families
+from latam_dagster.observability.families import Families, per_key
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,12 @@ DRAIN_COUNTS = {
     ),
     "seconds": ("latam_drain_duration_seconds_total", "Time spent draining."),
 }
+# finished runs by job and status, and drain runs by queue and status: (metric, help)
+RUNS_TOTAL = ("latam_dagster_runs_total", "Finished runs by job and status.")
+DRAIN_RUNS_TOTAL = (
+    "latam_drain_runs_total",
+    "Finished drain runs by queue and status (success, failure, canceled).",
+)
 
 
 @dataclass
@@ -263,22 +269,8 @@ class DagsterCollector:
     # --- output ------------------------------------------------------------------------------
 
     def _emit(self, out: Families) -> None:
-        for (job, state), count in sorted(self._runs.items()):
-            out.counter(
-                "latam_dagster_runs_total",
-                "Finished runs by job and status.",
-                count,
-                job=job,
-                status=state,
-            )
-        for (queue, state), count in sorted(self._drain_runs.items()):
-            out.counter(
-                "latam_drain_runs_total",
-                "Finished drain runs by queue and status (success, failure, canceled).",
-                count,
-                queue=queue,
-                status=state,
-            )
+        per_key(out.counter, *RUNS_TOTAL, self._runs, "job", "status")
+        per_key(out.counter, *DRAIN_RUNS_TOTAL, self._drain_runs, "queue", "status")
         for queue, drain in sorted(self._drains.items()):
             for key, (name, doc) in DRAIN_COUNTS.items():
                 out.counter(name, doc, drain.totals[key], queue=queue)

@@ -21,7 +21,7 @@ from prometheus_client.core import Metric
 
 from latam_dagster.ingest.topology import Topology
 from latam_dagster.observability.broker import BrokerCollector
-from latam_dagster.observability.config import vhost_of
+from latam_dagster.observability.config import exporter_database_url, vhost_of
 from latam_dagster.observability.dagster_state import DagsterCollector
 from latam_dagster.observability.families import Families
 from latam_dagster.observability.warehouse import WarehouseCollector
@@ -176,7 +176,7 @@ def build_exporter(config: ExporterConfig, with_dagster: bool = True) -> Exporte
             config.queue_age_window_seconds,
         ),
         WarehouseCollector(
-            s.warehouse_url,
+            exporter_database_url(config),
             topology,
             config.exact_count_max_rows,
             config.max_source_systems,

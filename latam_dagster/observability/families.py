@@ -6,7 +6,7 @@ Every family has a fixed label set, so a series never changes shape between coll
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -55,6 +55,19 @@ class Families:
             if name in self._families:
                 raise ValueError(f"{name} is built by two collectors")
             self._families[name] = entry
+
+
+def per_key(
+    add: Callable[..., None],
+    name: str,
+    doc: str,
+    values: Mapping[tuple[str, ...], float],
+    *labels: str,
+) -> None:
+    """One sample per entry of `values`, added with `add` (a `Families.counter` or `.gauge`) in
+    key order; a key holds the values of `labels`, in their order."""
+    for key, value in sorted(values.items()):
+        add(name, doc, value, **dict(zip(labels, key, strict=True)))
 
 
 class LabelGuard:

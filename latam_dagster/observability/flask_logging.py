@@ -3,7 +3,10 @@
 `init_request_logging(app)` gives every request an id (the caller's `X-Request-ID` when it is
 sane, else a new one), returns it in the response's `X-Request-ID`, binds it to every log record
 written while the request is handled, and logs one JSON access line with route, status and
-duration, so a slow or failing request can be found in Loki from the id a client reports.
+duration, so a slow or failing request can be found in Loki from the id a client reports. The
+line also names the API key that made the request (its name, set in `g.api_key` by the API's
+authentication; never the key) and the query string, so what one key read can be listed from the
+logs alone (docs/security.md, incident runbook).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from flask import Flask, Response, g, request
 from latam_dagster.observability.logging import bind, unbind
 
 HEADER = "X-Request-ID"
+MAX_QUERY_CHARS = 512
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("latam.access")
 
@@ -54,6 +58,8 @@ def init_request_logging(app: Flask) -> None:
                     "method": request.method,
                     "route": rule.rule if rule is not None else "<unmatched>",
                     "status": response.status_code,
+                    "api_key": g.get("api_key"),
+                    "query": request.query_string.decode("utf-8", "replace")[:MAX_QUERY_CHARS],
                     "duration_ms": round((time.perf_counter() - g.request_started) * 1000, 2),
                 },
             )

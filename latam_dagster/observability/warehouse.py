@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,9 +31,9 @@ import psycopg2.extensions
 
 from latam_dagster.db import connect
 from latam_dagster.ingest.topology import QUEUES, ROUTING_PREFIX, Topology
-from latam_dagster.observability.families import Families, LabelGuard
+from latam_dagster.observability.families import Families, LabelGuard, per_key
 from latam_dagster.settings import get_quality_settings
-from latam_dagster.transform.curated import TABLES as CURATED_TABLES
+from latam_dagster.tables import REGISTRY
 from latam_dagster.transform.marts import MARTS
 
 log = logging.getLogger(__name__)
@@ -41,11 +42,27 @@ AUDIT_WINDOW_SECONDS = 900
 LAYERS = ("raw", "curated", "marts", "quality")
 # curated tables whose rows carry the time of the newest event they reflect
 CURATED_EVENT_TIME = {
-    "curated.fact_flight": "last_event_time",
-    "curated.flight_passenger": "last_event_time",
-    "curated.aircraft_position_latest": "event_time",
+    t.qualified: t.event_time_column for t in REGISTRY.curated() if t.event_time_column
 }
 CATCH_UP_TIMEOUT_MS = 600_000  # the first pass over a large history may take a while
+# (metric, help) of the events written to raw
+INSERTED_TOTAL = (
+    "latam_ingest_inserted_events_total",
+    "Events written to raw (first delivery of each message_id), by queue and source.",
+)
+# (metric, help) of the freshness of a table
+NEWEST_EVENT = (
+    "latam_table_newest_event_timestamp_seconds",
+    "Newest event_time in the table (Unix time).",
+)
+FRESHNESS_LAG = (
+    "latam_table_freshness_lag_seconds",
+    "Now minus the newest event_time the table reflects.",
+)
+LAST_WRITE = (
+    "latam_table_last_write_timestamp_seconds",
+    "When the pipeline last wrote a row of the table (Unix time).",
+)
 
 
 @dataclass
@@ -63,6 +80,49 @@ class _RawTable:
     family: str
     routing_prefix: str
     state: _Newest = field(default_factory=_Newest)
+
+
+@dataclass(frozen=True)
+class _PerSource:
+    """A table of exceptions, read whole (it holds only the exceptions): its rows are (`label`
+    value, source_system, n, m), summed per label value and source into a counter of n and a
+    gauge of m, each a (metric, help)."""
+
+    table: str
+    sql: str
+    label: str
+    counter: tuple[str, str]
+    gauge: tuple[str, str]
+
+
+QUARANTINE = _PerSource(
+    "raw.quarantine",
+    """SELECT queue, split_part(coalesce(routing_key, ''), '.', 2) AS source,
+              count(*), count(*) FILTER (WHERE replayed_at IS NULL)
+       FROM raw.quarantine GROUP BY 1, 2""",
+    "queue",
+    (
+        "latam_ingest_quarantined_messages_total",
+        "Messages quarantined for breaking the contract (redeliveries counted once).",
+    ),
+    ("latam_quarantine_open_messages", "Quarantined messages not replayed yet."),
+)
+# message_ids seen again with a different body (the first body stays in raw)
+CONFLICTS = _PerSource(
+    "raw.message_id_conflicts",
+    """SELECT raw_table, source_system, sum(times_seen)::bigint, count(DISTINCT message_id)
+       FROM raw.message_id_conflicts GROUP BY 1, 2""",
+    "table",
+    (
+        "latam_ingest_message_id_conflicts_total",
+        "Messages whose message_id was already in raw with a different body (the first body is "
+        "kept), by raw table and the source_system of the message that lost.",
+    ),
+    (
+        "latam_ingest_conflicting_message_ids",
+        "Distinct message_ids seen with more than one body, by raw table and source.",
+    ),
+)
 
 
 def _layer(table: str) -> str:
@@ -149,8 +209,8 @@ class WarehouseCollector:
         horizon = int(cur.fetchone()[0])
         self._rows(cur, out, tables)
         self._ingest(cur, out, tables, horizon)
-        self._quarantine(cur, out, tables)
-        self._conflicts(cur, out, tables)
+        self._per_source(cur, out, tables, QUARANTINE)
+        self._per_source(cur, out, tables, CONFLICTS, known={raw.table for raw in self._raw})
         self._curated_newest(cur, tables, horizon)
         lags = self._processing_lag(cur, out, tables, now)
         self._marts(cur, out, tables, now, lags)
@@ -160,14 +220,16 @@ class WarehouseCollector:
         self._last_collect = now
 
     def _tables(self, cur: psycopg2.extensions.cursor) -> dict[str, int]:
-        """Every table of the warehouse layers with its estimated row count."""
+        """Every table of the warehouse layers that the exporter's role may read (a column of it
+        is enough to count its rows), with its estimated row count."""
         cur.execute(
             """SELECT n.nspname || '.' || c.relname,
                       greatest(c.reltuples, coalesce(s.n_live_tup, 0), 0)::bigint
                FROM pg_class AS c
                JOIN pg_namespace AS n ON n.oid = c.relnamespace
                LEFT JOIN pg_stat_user_tables AS s ON s.relid = c.oid
-               WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'p')""",
+               WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'p')
+                 AND has_any_column_privilege(c.oid, 'SELECT')""",
             (list(LAYERS),),
         )
         return {name: int(estimate) for name, estimate in cur.fetchall()}
@@ -229,84 +291,32 @@ class WarehouseCollector:
                     filter(None, (raw.state.last_write, _epoch(last_write))), default=None
                 )
             raw.state.lo_xid = max(raw.state.lo_xid, horizon)
-        for (queue, source), count in sorted(self._inserted.items()):
-            out.counter(
-                "latam_ingest_inserted_events_total",
-                "Events written to raw (first delivery of each message_id), by queue and source.",
-                count,
-                queue=queue,
-                source_system=source,
-            )
+        per_key(out.counter, *INSERTED_TOTAL, self._inserted, "queue", "source_system")
 
-    def _quarantine(
-        self, cur: psycopg2.extensions.cursor, out: Families, tables: dict[str, int]
+    def _per_source(
+        self,
+        cur: psycopg2.extensions.cursor,
+        out: Families,
+        tables: dict[str, int],
+        spec: _PerSource,
+        known: set[str] | None = None,
     ) -> None:
-        if "raw.quarantine" not in tables:
+        """The sums of `spec`, with a label value outside `known` (when given) and a source outside
+        the contract's pattern counted as `unknown`."""
+        if spec.table not in tables:
             return
-        cur.execute(
-            """SELECT queue, split_part(coalesce(routing_key, ''), '.', 2) AS source,
-                      count(*), count(*) FILTER (WHERE replayed_at IS NULL)
-               FROM raw.quarantine GROUP BY 1, 2"""
-        )
-        totals: dict[tuple[str, str], list[int]] = {}
-        for queue, source, count, still_open in cur.fetchall():
-            key = (queue, self._source(source if _valid_source(source) else "unknown"))
-            acc = totals.setdefault(key, [0, 0])
-            acc[0] += int(count)
-            acc[1] += int(still_open)
-        for (queue, source), (count, still_open) in sorted(totals.items()):
-            out.counter(
-                "latam_ingest_quarantined_messages_total",
-                "Messages quarantined for breaking the contract (redeliveries counted once).",
-                count,
-                queue=queue,
-                source_system=source,
-            )
-            out.gauge(
-                "latam_quarantine_open_messages",
-                "Quarantined messages not replayed yet.",
-                still_open,
-                queue=queue,
-                source_system=source,
-            )
-
-    def _conflicts(
-        self, cur: psycopg2.extensions.cursor, out: Families, tables: dict[str, int]
-    ) -> None:
-        """message_ids seen again with a different body (the first body stays in raw)."""
-        if "raw.message_id_conflicts" not in tables:
-            return
-        cur.execute(
-            """SELECT raw_table, source_system, sum(times_seen)::bigint,
-                      count(DISTINCT message_id)
-               FROM raw.message_id_conflicts GROUP BY 1, 2"""
-        )
-        raw_tables = {raw.table for raw in self._raw}
-        totals: dict[tuple[str, str], list[int]] = {}
-        for table, source, seen, ids in cur.fetchall():
+        cur.execute(spec.sql)
+        counted: Counter[tuple[str, str]] = Counter()
+        current: Counter[tuple[str, str]] = Counter()
+        for value, source, n, m in cur.fetchall():
             key = (
-                table if table in raw_tables else "unknown",
+                value if known is None or value in known else "unknown",
                 self._source(source if _valid_source(source or "") else "unknown"),
             )
-            acc = totals.setdefault(key, [0, 0])
-            acc[0] += int(seen)
-            acc[1] += int(ids)
-        for (table, source), (seen, ids) in sorted(totals.items()):
-            out.counter(
-                "latam_ingest_message_id_conflicts_total",
-                "Messages whose message_id was already in raw with a different body (the first "
-                "body is kept), by raw table and the source_system of the message that lost.",
-                seen,
-                table=table,
-                source_system=source,
-            )
-            out.gauge(
-                "latam_ingest_conflicting_message_ids",
-                "Distinct message_ids seen with more than one body, by raw table and source.",
-                ids,
-                table=table,
-                source_system=source,
-            )
+            counted[key] += int(n)
+            current[key] += int(m)
+        per_key(out.counter, *spec.counter, counted, spec.label, "source_system")
+        per_key(out.gauge, *spec.gauge, current, spec.label, "source_system")
 
     def _curated_newest(
         self, cur: psycopg2.extensions.cursor, tables: dict[str, int], horizon: int
@@ -364,12 +374,12 @@ class WarehouseCollector:
         cur.execute("SELECT consumer, source, xid::text::bigint FROM curated.watermarks")
         marks: dict[tuple[str, str], int] = {(c, s): int(x) for c, s, x in cur.fetchall()}
         lags: dict[str, float] = {}
-        for name, spec in CURATED_TABLES.items():
-            table = f"curated.{name}"
+        for spec in REGISTRY.curated():
+            table = spec.qualified
             if table not in tables:
                 continue
             lag = 0.0
-            for source in spec.sources:
+            for source in spec.inputs:
                 if source not in tables:
                     continue
                 since = self._oldest_unprocessed(cur, source, marks.get((table, source), 0))
@@ -549,29 +559,12 @@ class WarehouseCollector:
     def _freshness(self, out: Families, now: float) -> None:
         states = {raw.table: raw.state for raw in self._raw} | self._curated
         for table, state in sorted(states.items()):
+            labels = {"layer": _layer(table), "table": table}
             if state.newest_event is not None:
-                out.gauge(
-                    "latam_table_newest_event_timestamp_seconds",
-                    "Newest event_time in the table (Unix time).",
-                    state.newest_event,
-                    layer=_layer(table),
-                    table=table,
-                )
-                out.gauge(
-                    "latam_table_freshness_lag_seconds",
-                    "Now minus the newest event_time the table reflects.",
-                    max(0.0, now - state.newest_event),
-                    layer=_layer(table),
-                    table=table,
-                )
+                out.gauge(*NEWEST_EVENT, state.newest_event, **labels)
+                out.gauge(*FRESHNESS_LAG, max(0.0, now - state.newest_event), **labels)
             if state.last_write is not None:
-                out.gauge(
-                    "latam_table_last_write_timestamp_seconds",
-                    "When the pipeline last wrote a row of the table (Unix time).",
-                    state.last_write,
-                    layer=_layer(table),
-                    table=table,
-                )
+                out.gauge(*LAST_WRITE, state.last_write, **labels)
 
 
 def _valid_source(value: str) -> bool:

@@ -27,8 +27,9 @@ from typing import Any
 import psycopg2.extensions
 
 from latam_dagster.quality.failing_rows import Relation, literal, rejected_condition
-from latam_dagster.quality.rules import Expect, Rule, TableSuite
 from latam_dagster.settings import get_quality_settings
+from latam_dagster.tables.rules import Expect, Rule
+from latam_dagster.tables.table import AuditedTable
 
 Cursor = psycopg2.extensions.cursor
 QUERY_EXPECTATION = "UnexpectedRowsExpectation"
@@ -39,24 +40,6 @@ SAMPLE_KEYS = 20
 BATCH = "audit_batch_rows"
 DATES = "audit_touched_dates"
 """The audited rows of staging, as a relation the compiled predicates and queries read."""
-
-
-@dataclass(frozen=True)
-class AuditedTable:
-    """A curated table published through the audit: its suite, key and date column."""
-
-    name: str
-    suite: TableSuite
-    key: str
-    date_column: str | None = None
-
-    @property
-    def staging(self) -> str:
-        return f"staging.{self.name}"
-
-    @property
-    def published(self) -> str:
-        return f"curated.{self.name}"
 
 
 @dataclass

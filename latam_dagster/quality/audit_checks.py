@@ -29,7 +29,7 @@ from latam_dagster.quality.audit import (
     rejects_sql,
 )
 from latam_dagster.quality.failing_rows import Relation, failing_rows_sql, literal
-from latam_dagster.quality.rules import ROW
+from latam_dagster.tables.rules import ROW
 
 
 def audit_check_specs(table: AuditedTable, asset_key: AssetKey) -> list[AssetCheckSpec]:
@@ -169,6 +169,7 @@ def audit_check_results(
 
 def all_audit_check_keys() -> set[AssetCheckKey]:
     """The audit checks of every audited curated table."""
-    from latam_dagster.quality.suites import AUDITED
+    from latam_dagster.tables import REGISTRY
 
-    return audit_check_keys((t, AssetKey(["curated", name])) for name, t in AUDITED.items())
+    audited = REGISTRY.audited()
+    return audit_check_keys((t, AssetKey(["curated", name])) for name, t in audited.items())

@@ -34,8 +34,8 @@ from latam_dagster.quality.outcome import (
     SuiteOutcome,
     jsonable,
 )
-from latam_dagster.quality.rules import Expect, Scope, TableSuite
 from latam_dagster.settings import normalize_pg_url
+from latam_dagster.tables.rules import Expect, Scope, TableSuite
 
 DATASOURCE = "warehouse"
 SITE = "latam_quality"
@@ -421,9 +421,9 @@ class GxEngine:
 
 
 def _all_suites() -> list[TableSuite]:
-    from latam_dagster.quality.suites import all_suites
+    from latam_dagster.tables import REGISTRY
 
-    return all_suites()
+    return REGISTRY.suites()
 
 
 def _index_of(result) -> int:

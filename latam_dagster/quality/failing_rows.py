@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from latam_dagster.quality.rules import Expect
+from latam_dagster.tables.rules import Expect
 
 
 @dataclass(frozen=True)

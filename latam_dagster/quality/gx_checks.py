@@ -31,9 +31,9 @@ from dagster import (
 
 from latam_dagster.quality.gx_resource import GreatExpectationsResource
 from latam_dagster.quality.outcome import RuleOutcome, SuiteOutcome
-from latam_dagster.quality.rules import Scope, TableSuite
-from latam_dagster.quality.suites import AUDITED, FACT_FLIGHT, PASSENGER_LOAD, all_suites
 from latam_dagster.resources.warehouse import WarehouseResource
+from latam_dagster.tables import REGISTRY, Registry
+from latam_dagster.tables.rules import Scope, TableSuite
 
 GX_RESOURCE_KEY = "gx"
 GX_SUITE_CHECK = "gx_suite"
@@ -229,20 +229,20 @@ def mart_input_checks() -> AssetSelection:
     first; if a blocking one fails, no mart partition is refreshed in that run, the marts keep
     their last good data and the dates stay pending until the data is fixed.
     """
+    inputs = [t for t in REGISTRY.curated() if t.feeds_marts and t.audited]
     return AssetSelection.checks(
-        *(AssetCheckKey(AssetKey(list(k)), GX_SUITE_CHECK) for k in (FACT_FLIGHT, PASSENGER_LOAD))
+        *(AssetCheckKey(AssetKey(list(t.asset_key)), GX_SUITE_CHECK) for t in inputs)
     )
 
 
-def audited_suite_names() -> set[str]:
-    """Suites of the tables the audit publishes (their rules are the asset's own checks)."""
-    return {t.suite.name for t in AUDITED.values()}
+def build_asset_checks(registry: Registry = REGISTRY) -> list[AssetChecksDefinition]:
+    """Checks for every suite: raw quarantine rates, reference, curated tables and marts.
 
-
-def build_asset_checks() -> list[AssetChecksDefinition]:
-    """Checks for every suite: raw quarantine rates, reference, curated tables and marts."""
-    audited = audited_suite_names()
-    return [build_suite_checks(s, summary=s.name in audited) for s in all_suites()]
+    The rules of audited tables are their assets' own checks; Great Expectations validates such
+    a whole table as one summary check.
+    """
+    audited = {t.suite.name for t in registry.audited().values()}
+    return [build_suite_checks(s, summary=s.name in audited) for s in registry.suites()]
 
 
 asset_checks: list[AssetChecksDefinition] = build_asset_checks()

@@ -8,14 +8,22 @@ validation, not when the definitions load.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from latam_dagster.quality import history
 from latam_dagster.quality.outcome import SuiteOutcome
-from latam_dagster.quality.rules import Scope, TableSuite
 from latam_dagster.settings import get_quality_settings, get_settings
+from latam_dagster.tables.rules import Scope, TableSuite
+
+
+def _setting(name: str, description: str) -> Any:
+    """A field that defaults to the quality setting `name`, read when the resource is built."""
+    return Field(
+        default_factory=lambda: getattr(get_quality_settings(), name), description=description
+    )
 
 
 class GreatExpectationsResource(ConfigurableResource):
@@ -28,32 +36,23 @@ class GreatExpectationsResource(ConfigurableResource):
             "(the database the assets wrote), anything else LATAM_WAREHOUSE_URL."
         ),
     )
-    quality_dir: str = Field(
-        default_factory=lambda: get_quality_settings().quality_dir,
-        description="Stored GX validation results (LATAM_QUALITY_DIR).",
+    quality_dir: str = _setting("quality_dir", "Stored GX validation results (LATAM_QUALITY_DIR).")
+    data_docs_dir: str = _setting("data_docs_dir", "Data Docs site (LATAM_QUALITY_DOCS_DIR).")
+    build_data_docs: bool = _setting(
+        "build_data_docs", "Rebuild Data Docs after each validation (LATAM_QUALITY_BUILD_DOCS)."
     )
-    data_docs_dir: str = Field(
-        default_factory=lambda: get_quality_settings().data_docs_dir,
-        description="Data Docs site (LATAM_QUALITY_DOCS_DIR).",
+    docs_retention: int = _setting(
+        "docs_retention", "Validation results kept per suite (LATAM_QUALITY_DOCS_RETENTION)."
     )
-    build_data_docs: bool = Field(
-        default_factory=lambda: get_quality_settings().build_data_docs,
-        description="Rebuild Data Docs after each validation (LATAM_QUALITY_BUILD_DOCS).",
-    )
-    docs_retention: int = Field(
-        default_factory=lambda: get_quality_settings().docs_retention,
-        description="Validation results kept per suite (LATAM_QUALITY_DOCS_RETENTION).",
-    )
-    sample_size: int = Field(
-        default_factory=lambda: get_quality_settings().sample_size,
-        description="Failing rows sampled per failed expectation (LATAM_QUALITY_SAMPLE_SIZE).",
+    sample_size: int = _setting(
+        "sample_size", "Failing rows sampled per failed expectation (LATAM_QUALITY_SAMPLE_SIZE)."
     )
     record_history: bool = Field(
         default=True, description="Store every validation in quality.validation/check_evaluation."
     )
-    history_days: float = Field(
-        default_factory=lambda: get_quality_settings().history_days,
-        description="Days of history kept in quality.* (LATAM_QUALITY_HISTORY_DAYS; 0: forever).",
+    history_days: float = _setting(
+        "history_days",
+        "Days of history kept in quality.* (LATAM_QUALITY_HISTORY_DAYS; 0: forever).",
     )
 
     def url(self, warehouse_url: str | None = None) -> str:

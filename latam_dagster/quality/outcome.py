@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from latam_dagster.quality.rules import Rule, Scope, TableSuite
+from latam_dagster.tables.rules import Rule, Scope, TableSuite
 
 OBSERVED_KEYS = (
     "element_count",

@@ -24,9 +24,10 @@ class UnknownRule(ValueError):
 
 def audited_tables() -> dict[str, list[str]]:
     """Qualified name of every audited table -> the names of its rules that hold rows back."""
-    from latam_dagster.quality.suites import AUDITED
+    from latam_dagster.tables import REGISTRY
 
-    return {t.published: [r.name for r in t.suite.rules if r.holds_back] for t in AUDITED.values()}
+    audited = REGISTRY.audited().values()
+    return {t.published: [r.name for r in t.suite.rules if r.holds_back] for t in audited}
 
 
 def resolve_table(name: str) -> str:

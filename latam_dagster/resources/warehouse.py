@@ -14,9 +14,11 @@ from latam_dagster.settings import get_settings
 
 
 class WarehouseResource(ConfigurableResource):
-    """Connection details of the warehouse; `url` defaults to LATAM_WAREHOUSE_URL."""
+    """Connection details of the warehouse; `url` defaults to the pipeline role's URL
+    (LATAM_PIPELINE_DATABASE_URL, else LATAM_WAREHOUSE_URL as the user latam_pipeline), which
+    writes data and changes no schema."""
 
-    url: str = Field(default_factory=lambda: get_settings().warehouse_url)
+    url: str = Field(default_factory=lambda: get_settings().pipeline_url)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         """Fail the run at its start, with the reason in the UI, when the schema does not match.
@@ -24,7 +26,7 @@ class WarehouseResource(ConfigurableResource):
         Runs never migrate: `latam migrate` is the deploy step, so a run on an old (or newer)
         warehouse stops here instead of half-working on the wrong tables.
         """
-        db.require_schema(self.url)
+        db.require_schema_as(self.url, get_settings().warehouse_url)
 
     @contextmanager
     def connection(self) -> Iterator[psycopg2.extensions.connection]:

@@ -13,19 +13,18 @@ from datetime import date
 import psycopg2
 from dagster import (
     DagsterRunStatus,
-    DefaultSensorStatus,
     RunConfig,
     RunRequest,
     RunsFilter,
     SensorEvaluationContext,
     SkipReason,
-    sensor,
 )
 
 from latam_dagster.assets.marts import MartConfig, daily_partitions, mart_key
 from latam_dagster.db import WarehouseUnavailable
 from latam_dagster.jobs import TRIGGER_TAG, marts_job
 from latam_dagster.resources import WarehouseResource
+from latam_dagster.sensors.running import running_sensor
 from latam_dagster.settings import get_settings
 from latam_dagster.transform.marts import (
     MARTS,
@@ -88,14 +87,9 @@ def pending_run_requests(
     return requests, outside
 
 
-@sensor(
-    name="mart_partitions_sensor",
-    job=marts_job,
-    minimum_interval_seconds=get_settings().mart_sensor_interval_seconds,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="Refreshes the daily mart partitions whose flights changed since their last run.",
-)
+@running_sensor(get_settings().mart_sensor_interval_seconds, job=marts_job)
 def mart_partitions_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
+    """Refreshes the daily mart partitions whose flights changed since their last run."""
     try:
         pending = pending_dates_at(warehouse.url)
     except (WarehouseUnavailable, psycopg2.Error) as exc:

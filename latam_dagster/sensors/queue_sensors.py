@@ -28,12 +28,10 @@ from dagster import (
     AssetSelection,
     DagsterEventType,
     DagsterRunStatus,
-    DefaultSensorStatus,
     RunRequest,
     RunsFilter,
     SensorEvaluationContext,
     SkipReason,
-    sensor,
 )
 
 from latam_dagster.assets.raw import drain_queues, raw_asset_key
@@ -42,6 +40,7 @@ from latam_dagster.ingest.topology import QUEUES, BrokerUnavailable
 from latam_dagster.jobs import DRAIN_JOB_NAME, DRAIN_TAG, drain_tag_value
 from latam_dagster.quality.audit_checks import all_audit_check_keys
 from latam_dagster.resources import RabbitMQResource
+from latam_dagster.sensors.running import running_sensor
 from latam_dagster.settings import get_settings
 
 CHECKS_TAG = "latam/checks"
@@ -124,14 +123,9 @@ def drain_selection(
     return sorted(assets), sorted(checks)
 
 
-@sensor(
-    name="queue_sensor",
-    job_name=DRAIN_JOB_NAME,
-    minimum_interval_seconds=get_settings().sensor_interval_seconds,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="Requests a drain run of the queues where messages wait or traffic is steady.",
-)
+@running_sensor(get_settings().sensor_interval_seconds, job_name=DRAIN_JOB_NAME)
 def queue_sensor(context: SensorEvaluationContext, rabbitmq: RabbitMQResource):
+    """Requests a drain run of the queues where messages wait or traffic is steady."""
     try:
         depths = rabbitmq.depths()
     except BrokerUnavailable as exc:

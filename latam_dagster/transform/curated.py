@@ -11,25 +11,23 @@ recomputation). A full refresh runs the same SQL unrestricted on an emptied tabl
 """
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg2.extensions
 
 from latam_dagster.db import connect
-from latam_dagster.quality import suites
 from latam_dagster.quality.audit import (
     AuditBlocked,
-    AuditedTable,
     AuditResult,
     audit_and_publish,
     record_batch,
     touched_dates_sql,
 )
+from latam_dagster.tables import REGISTRY, Table
 from latam_dagster.transform import watermarks as wm
 from latam_dagster.transform.session import keep_to_indexes, transform_transaction
-from latam_dagster.transform.sqlfiles import load_sql, scoped, without_upsert
+from latam_dagster.transform.sqlfiles import scoped, without_upsert
 
 Cursor = psycopg2.extensions.cursor
 SMALL_SCOPE = 5_000
@@ -65,117 +63,8 @@ class StepResult:
         return md
 
 
-@dataclass(frozen=True)
-class CuratedTable:
-    """A curated table: its sources (watermarked) and how an incremental run finds its scope."""
-
-    name: str
-    sources: tuple[str, ...]
-    scope: Callable[[Cursor, dict[str, int]], tuple[str, int | None]]
-    feeds_marts: bool
-    audit: AuditedTable | None = None
-    rescope: str | None = None
-    """SQL listing the keys of the batch's scope: held-back rows among them are audited again."""
-
-    @property
-    def qualified(self) -> str:
-        return f"curated.{self.name}"
-
-    @property
-    def written(self) -> str:
-        """The table the SQL writes: staging for audited tables, the curated table otherwise."""
-        return self.audit.staging if self.audit else self.qualified
-
-
-def _count(cur: Cursor, table: str) -> int:
-    cur.execute(f"ANALYZE {table}")  # the planner must know the scope is small to use indexes
-    cur.execute(f"SELECT count(*) FROM {table}")
-    return int(cur.fetchone()[0])
-
-
-def _scope_fact_flight(cur: Cursor, marks: dict[str, int]) -> tuple[str, int | None]:
-    """Flights with new events, plus flights at airports whose reference data changed."""
-    cur.execute(
-        """CREATE TEMP TABLE scope_flights ON COMMIT DROP AS
-           SELECT DISTINCT flight_key FROM raw.flight_events
-           WHERE ingest_xid >= %s::text::xid8""",
-        (str(marks["raw.flight_events"]),),
-    )
-    cur.execute(
-        "SELECT array_agg(iata) FROM curated.dim_airport WHERE updated_xid >= %s::text::xid8",
-        (str(marks["curated.dim_airport"]),),
-    )
-    airports = cur.fetchone()[0]
-    if airports:  # rare: the reference data was loaded or corrected
-        cur.execute(
-            """INSERT INTO scope_flights
-               SELECT flight_key FROM staging.fact_flight
-               WHERE (origin = ANY(%s) OR destination = ANY(%s))
-               EXCEPT SELECT flight_key FROM scope_flights""",
-            (airports, airports),
-        )
-    return "e.flight_key IN (SELECT flight_key FROM scope_flights)", _count(cur, "scope_flights")
-
-
-def _scope_flight_passenger(cur: Cursor, marks: dict[str, int]) -> tuple[str, int | None]:
-    """(flight, passenger) pairs with new events."""
-    cur.execute(
-        """CREATE TEMP TABLE scope_passengers ON COMMIT DROP AS
-           SELECT DISTINCT flight_key, passenger_ref FROM raw.passenger_events
-           WHERE ingest_xid >= %s::text::xid8""",
-        (str(marks["raw.passenger_events"]),),
-    )
-    predicate = "(e.flight_key, e.passenger_ref) IN (SELECT flight_key, passenger_ref FROM scope_passengers)"
-    return predicate, _count(cur, "scope_passengers")
-
-
-def _scope_flight_passenger_load(cur: Cursor, marks: dict[str, int]) -> tuple[str, int | None]:
-    """Flights whose passengers or whose computed fact_flight row (seat capacity) changed."""
-    cur.execute(
-        """CREATE TEMP TABLE scope_flights ON COMMIT DROP AS
-           SELECT flight_key FROM curated.flight_passenger WHERE updated_xid >= %s::text::xid8
-           UNION
-           SELECT flight_key FROM staging.fact_flight WHERE updated_xid >= %s::text::xid8""",
-        (str(marks["curated.flight_passenger"]), str(marks["curated.fact_flight"])),
-    )
-    return "flight_key IN (SELECT flight_key FROM scope_flights)", _count(cur, "scope_flights")
-
-
-def _scope_aircraft_position_latest(cur: Cursor, marks: dict[str, int]) -> tuple[str, int | None]:
-    """New position reports; they are merged with the current rows, not recomputed."""
-    return f"p.ingest_xid >= '{int(marks['raw.position_reports'])}'::xid8", None
-
-
-TABLES: dict[str, CuratedTable] = {
-    t.name: t
-    for t in (
-        CuratedTable(
-            "fact_flight",
-            ("raw.flight_events", "curated.dim_airport"),
-            _scope_fact_flight,
-            True,
-            suites.AUDITED["fact_flight"],
-            "SELECT flight_key FROM scope_flights",
-        ),
-        CuratedTable("flight_passenger", ("raw.passenger_events",), _scope_flight_passenger, False),
-        CuratedTable(
-            "flight_passenger_load",
-            ("curated.flight_passenger", "curated.fact_flight"),
-            _scope_flight_passenger_load,
-            True,
-            suites.AUDITED["flight_passenger_load"],
-            "SELECT flight_key FROM scope_flights",
-        ),
-        CuratedTable(
-            "aircraft_position_latest",
-            ("raw.position_reports",),
-            _scope_aircraft_position_latest,
-            False,
-            suites.AUDITED["aircraft_position_latest"],
-        ),
-    )
-}
-"""The curated tables in an order that respects their dependencies."""
+TABLES: dict[str, Table] = REGISTRY.curated_by_name()
+"""The curated tables the transforms compute, by name, in an order that respects dependencies."""
 
 
 def touch_changed_dates(
@@ -203,14 +92,16 @@ def touch_changed_dates(
 
 
 def update_table(
-    url: str, name: str, full_refresh: bool = False, run_id: str | None = None
+    url: str, name: str | Table, full_refresh: bool = False, run_id: str | None = None
 ) -> StepResult:
-    """Bring `curated.<name>` up to date with its sources, in one transaction.
+    """Bring a curated table (by name or declaration) up to date with its inputs, in one
+    transaction. A table without a scope function is recomputed whole on every run.
 
     Raises `AuditBlocked` (after recording the blocked batch) when the audit refuses the batch:
     then nothing is published and the watermarks stay where they were.
     """
-    table = TABLES[name]
+    table = name if isinstance(name, Table) else TABLES[name]
+    full_refresh = full_refresh or table.scope is None
     result = StepResult(table=table.qualified, full_refresh=full_refresh)
     started = time.perf_counter()
     work_mem = "256MB" if full_refresh else "32MB"
@@ -223,12 +114,16 @@ def update_table(
                 )
                 predicate = None
             else:
-                marks = wm.get_watermarks(cur, table.qualified, list(table.sources))
+                marks = wm.get_watermarks(cur, table.qualified, list(table.inputs))
                 predicate, result.in_scope = table.scope(cur, marks)
                 if (result.in_scope or 0) <= SMALL_SCOPE:
                     keep_to_indexes(cur)
-            statement = scoped(load_sql("curated", name), predicate)
-            cur.execute(without_upsert(statement) if full_refresh else statement)
+            if table.scope is None:  # recomputed whole: the SQL runs as written
+                statement = table.sql()
+            else:
+                statement = scoped(table.sql(), predicate)
+                statement = without_upsert(statement) if full_refresh else statement
+            cur.execute(statement)
             result.changed_rows = cur.rowcount
             dates_sql = None
             if table.audit:
@@ -245,7 +140,7 @@ def update_table(
                 result.dates_touched = touch_changed_dates(
                     cur, table.qualified, full_refresh, dates_sql
                 )
-            wm.set_watermarks(cur, table.qualified, list(table.sources), top)
+            wm.set_watermarks(cur, table.qualified, list(table.inputs), top)
             result.watermark = top
     except AuditBlocked as blocked:
         _record_blocked(url, blocked.result)

@@ -144,6 +144,14 @@ def split_in_bounds(
     return inside, outside
 
 
+def _dates_message(dates: tuple[date, ...], template: str, **extra: str) -> str | None:
+    """`template` filled in with the number of `dates` ({n}), the first and the last ({lo},
+    {hi}) and `extra`; None without dates."""
+    if not dates:
+        return None
+    return template.format(n=len(dates), lo=dates[0], hi=dates[-1], **extra)
+
+
 @dataclass(frozen=True)
 class DatesOutside:
     """Pending flight dates that no mart partition covers, split by side.
@@ -162,23 +170,20 @@ class DatesOutside:
 
     def before_message(self, then: str = "reload the code location") -> str | None:
         """What waits before LATAM_PARTITION_START, and the setting that brings it in."""
-        if not self.before:
-            return None
-        lo, hi = self.before[0], self.before[-1]
-        return (
-            f"{len(self.before)} flight date(s) wait outside the mart partitions ({lo}..{hi}): "
-            f"set LATAM_PARTITION_START={lo} (or earlier) and {then} to bring them in"
+        return _dates_message(
+            self.before,
+            "{n} flight date(s) wait outside the mart partitions ({lo}..{hi}): "
+            "set LATAM_PARTITION_START={lo} (or earlier) and {then} to bring them in",
+            then=then,
         )
 
     def after_message(self) -> str | None:
         """Future dates need no change: their partitions appear on their day."""
-        if not self.after:
-            return None
-        lo, hi = self.after[0], self.after[-1]
-        return (
-            f"{len(self.after)} flight date(s) in the future wait for their partitions "
-            f"({lo}..{hi}): each partition appears on its day (UTC) and the marts refresh it "
-            "then; nothing to change unless these dates are wrong"
+        return _dates_message(
+            self.after,
+            "{n} flight date(s) in the future wait for their partitions "
+            "({lo}..{hi}): each partition appears on its day (UTC) and the marts refresh it "
+            "then; nothing to change unless these dates are wrong",
         )
 
     def messages(self, then: str = "reload the code location") -> list[str]:

@@ -22,14 +22,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.conftest import ROOT
 from tests.e2e.browser import headless_chrome
-from tests.e2e.test_quality_report_browser import NetworkLog
+from tests.e2e.test_quality_report_browser import NetworkLog, _style, _wait
 from tests.integration.observability_support import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "reports" / "api"
-WAIT_S = 30
 
 
 @dataclass
@@ -76,19 +75,6 @@ def browser(chrome) -> Iterator:
     log.assert_only_local(chrome)
     errors = [e["message"] for e in chrome.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, f"the page logged errors: {errors}"
-
-
-def _wait(driver, condition, what: str, timeout: float = WAIT_S):
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
-    except TimeoutException:
-        body = driver.execute_script("return document.body ? document.body.innerText : ''")
-        raise AssertionError(
-            f"{what}: not true after {timeout:.0f} s\n---\n{body[:2000]}"
-        ) from None
 
 
 def _operations(spec: dict) -> set[tuple[str, str, str]]:
@@ -179,15 +165,6 @@ def test_only_the_docs_files_are_served(api: Api):
     sources = {"/docs/assets/swagger-ui.css", "/docs/assets/swagger-ui-bundle.js",
                "/docs/assets/swagger-ui-standalone-preset.js", "/docs/assets/favicon-32x32.png"}  # fmt: skip
     assert all(f'"{source}"' in page for source in sources)
-
-
-def _style(driver, selector: str, prop: str) -> str:
-    return driver.execute_script(
-        "const e = document.querySelector(arguments[0]);"
-        "return e ? getComputedStyle(e).getPropertyValue(arguments[1]) : null;",
-        selector,
-        prop,
-    )
 
 
 def _fetch_status(driver, url: str) -> int:

@@ -1,6 +1,7 @@
 """`latam demo` as a person runs it: it starts the whole platform, serves it, and stops every
 process it started when told to (SIGTERM here, as `kill` or a process manager sends it; Ctrl-C
-takes the same path).
+takes the same path). The UI answers on the demo's port through its proxy: 401 without a login,
+the full UI with the printed operator login, the read-only one with the analyst login.
 
 Everything is private to the test: warehouse and Dagster databases, DAGSTER_HOME, the topology
 prefix on the session's vhost, the quality directory and free loopback ports.
@@ -8,26 +9,25 @@ prefix on the session's vhost, the quality directory and free loopback ports.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import signal
 import subprocess
-import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 
 import psycopg2
 import pytest
 
 from latam_dagster.ingest.topology import Topology, delete_topology
-from tests.conftest import RUN_ID, _db_url, drop_database, query
+from tests.conftest import LATAM, ROOT, RUN_ID, _db_url, drop_database, query
 from tests.integration.observability_support import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-ROOT = Path(__file__).resolve().parents[2]
-LATAM = str(Path(sys.executable).parent / "latam")
 
 
 def _children(pid: int) -> list[int]:
@@ -57,9 +57,36 @@ def _wait_for(check, timeout: float, what: str):
         time.sleep(1)
 
 
-def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=5) as response:
+def _http_ok(url: str, headers: dict[str, str] | None = None) -> bool:
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=5) as response:
         return response.status == 200
+
+
+def _status(url: str, headers: dict[str, str] | None = None) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5):
+            return 200
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _login(text: str, role: str) -> dict[str, str]:
+    """The Authorization header of the login the demo printed for `role`."""
+    line = next(line for line in text.splitlines() if line.strip().startswith(f"UI {role}"))
+    name, password = line.split()[2:4]
+    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()}
+
+
+def _may_launch(ui: str, headers: dict[str, str]) -> bool:
+    request = urllib.request.Request(
+        f"{ui}/graphql",
+        data=json.dumps({"query": "{ permissions { permission value } }"}).encode(),
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        permissions = json.load(response)["data"]["permissions"]
+    return {p["permission"]: p["value"] for p in permissions}["launch_pipeline_execution"]
 
 
 def test_demo_serves_the_platform_and_stops_every_process_on_sigterm(amqp_url, tmp_path):
@@ -75,6 +102,7 @@ def test_demo_serves_the_platform_and_stops_every_process_on_sigterm(amqp_url, t
         "LATAM_AMQP_URL": amqp_url,
         "LATAM_TOPOLOGY_PREFIX": topo.prefix,
         "LATAM_QUALITY_DIR": str(tmp_path / "quality"),
+        "LATAM_UI_AUTH_DIR": str(tmp_path / "ui-users"),
         "LATAM_EXPORTER_PORT": str(exporter_port),
         "GX_ANALYTICS_ENABLED": "false",
         "DAGSTER_DISABLE_TELEMETRY": "1",
@@ -89,13 +117,19 @@ def test_demo_serves_the_platform_and_stops_every_process_on_sigterm(amqp_url, t
     try:
         _wait_for(lambda: "Press Ctrl-C" in log.read_text(), 120, "the demo printed its URLs")
         children = _children(demo.pid)
-        assert len(children) == 5, children  # webserver, daemon, simulator, exporter, API
+        # proxy, full and read-only webservers, daemon, simulator, exporter, API
+        assert len(children) == 7, children
         text = log.read_text()
-        assert f"http://127.0.0.1:{ui_port}" in text
+        ui = f"http://127.0.0.1:{ui_port}"
+        assert ui in text
         assert f"http://127.0.0.1:{exporter_port}/metrics" in text
         key = next(line.split()[-1] for line in text.splitlines() if "API key (demo)" in line)
+        operator, analyst = _login(text, "operator"), _login(text, "analyst")
 
-        _wait_for(lambda: _http_ok(f"http://127.0.0.1:{ui_port}/server_info"), 180, "the UI")
+        _wait_for(lambda: _http_ok(f"{ui}/server_info", operator), 180, "the UI (operator)")
+        _wait_for(lambda: _http_ok(f"{ui}/server_info", analyst), 180, "the UI (analyst)")
+        assert _status(f"{ui}/server_info") == 401
+        assert _may_launch(ui, operator) and not _may_launch(ui, analyst)
         _wait_for(lambda: _http_ok(f"http://127.0.0.1:{exporter_port}/metrics"), 60, "metrics")
         # with no clicks: sensors drain the simulated traffic into the curated layer
         _wait_for(

@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import RUN_ID, _admin_exec, _db_url, drop_database
 from tests.e2e.browser import headless_chrome
 from tests.integration.observability_support import free_port
 from tests.integration.test_quality_site import QualityWorld, build_quality_world
@@ -47,34 +46,29 @@ class Site:
 def site(template_db: str, tmp_path_factory) -> Iterator[Site]:
     from werkzeug.serving import make_server
 
-    from api_service import create_app
-    from api_service.config import READ_ONLY_ROLE, get_api_config, role_url
-    from tests.integration.api_fixtures import new_api_key
+    from tests.integration.api_fixtures import (
+        ApiWarehouse,
+        new_api_key,
+        own_database,
+        reader_config,
+        running_app,
+    )
 
-    name = f"latam_qr_{RUN_ID}_{uuid.uuid4().hex[:6]}"
-    _admin_exec(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    server = app = None
-    try:
-        url = _db_url(name)
+    with own_database("latam_qr", template_db) as url:
         world = build_quality_world(url, tmp_path_factory.mktemp("quality_report"))
-        config = get_api_config(
-            database_url=role_url(url, READ_ONLY_ROLE),
+        config = reader_config(
+            ApiWarehouse(url, world.data_docs),
             cursor_secret="quality-report-browser",
-            key_cache_seconds=0.0,
-            data_docs_dir=str(world.data_docs),
             session_secret=uuid.uuid4().hex,
         )
-        app = create_app(config)
-        port = free_port()
-        server = make_server("127.0.0.1", port, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        yield Site(f"http://127.0.0.1:{port}", new_api_key(url, ["quality:read"]), world)
-    finally:
-        if server is not None:
-            server.shutdown()
-        if app is not None:
-            app.extensions["latam_api"].db.close()
-        drop_database(name)
+        with running_app(config) as app:
+            port = free_port()
+            server = make_server("127.0.0.1", port, app, threaded=True)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            try:
+                yield Site(f"http://127.0.0.1:{port}", new_api_key(url, ["quality:read"]), world)
+            finally:
+                server.shutdown()
 
 
 @dataclass

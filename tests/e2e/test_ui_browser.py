@@ -26,12 +26,11 @@ import pytest
 from latam_dagster.db import ensure_database
 from latam_dagster.ingest.topology import Topology, declare_topology, delete_topology
 from latam_dagster.settings import normalize_pg_url
-from tests.conftest import RUN_ID, _admin_exec, _db_url, drop_database
+from tests.conftest import ROOT, RUN_ID, _admin_exec, _db_url, drop_database
 from tests.e2e.browser import headless_chrome
 from tests.integration.observability_support import free_port, publish, simulated
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "reports" / "ui"
 WAIT_S = 90
 

@@ -1,9 +1,17 @@
 """Fixtures of the API tests, loaded as a pytest plugin so that session fixtures exist once.
 
-One warehouse for the whole session is filled the way production fills it: simulated events are
-published to RabbitMQ, drained into raw, and the curated tables and marts are built by the
-pipeline's own transforms. The API reads it as the read-only role, exactly as `latam api` does.
-Test modules declare `pytest_plugins = ["tests.integration.api_fixtures"]`.
+Two warehouses, each a database of its own, made once per session and only when a test needs it:
+- `seeded_warehouse`: the small dataset of `tests.integration.api_data`, written directly into a
+  freshly migrated database (no broker, no transforms). Tests of the API's own behaviour use it
+  and compute what the API must answer from `api_data`.
+- `pipeline_warehouse`: filled the way production fills it: simulated events are published to
+  RabbitMQ, drained into raw, and the curated tables and marts are built by the pipeline's own
+  transforms. Tests that check the API against what the pipeline produced use it.
+
+A module's API reads `api_warehouse`, the seeded one unless the module overrides that fixture
+with the pipeline's; the app, its keys and clients are made per module on top of it, as the
+read-only role, exactly as `latam api` reads. Test modules declare
+`pytest_plugins = ["tests.integration.api_fixtures"]`.
 """
 
 from __future__ import annotations
@@ -11,10 +19,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from api_service import create_app
@@ -32,12 +42,12 @@ from latam_dagster.ingest.topology import (
     queue_depths,
 )
 from latam_dagster.simulator import generate
-from tests.conftest import RUN_ID, _db_url, drop_database
+from tests.conftest import RUN_ID, _admin_exec, _db_url, drop_database
+from tests.integration.api_data import ApiDataset, build_dataset, insert_dataset, write_data_docs
 
 SEED = 20261127
 EVENTS = 12_000
 SYSTEMS = 8
-QUALITY_SUITES = ("curated.fact_flight", "marts.route_daily_performance", "curated.fact_flight")
 
 
 def build_downstream(url: str) -> None:
@@ -89,58 +99,54 @@ def publish_fast(amqp_url: str, topo: Topology) -> int:
     return published
 
 
-def validate_quality(url: str, quality_dir: Path) -> Path:
-    """Run data-quality suites as the pipeline does (history in quality.*, Data Docs built).
-    fact_flight is validated twice so its checks have a history. Returns the Data Docs folder."""
-    from latam_dagster.quality.gx_resource import GreatExpectationsResource
-    from latam_dagster.quality.suites import suite_by_name
-
-    docs = quality_dir / "data_docs"
-    gx = GreatExpectationsResource(
-        warehouse_url=url, quality_dir=str(quality_dir), data_docs_dir=str(docs)
-    )
-    for name in QUALITY_SUITES:
-        gx.validate(suite_by_name(name))
-    return docs
+@contextmanager
+def own_database(prefix: str, template: str | None = None) -> Iterator[str]:
+    """URL of a new database of this session: a clone of `template`, else freshly migrated.
+    Dropped afterwards, whatever happened."""
+    name = f"{prefix}_{RUN_ID}_{uuid.uuid4().hex[:6]}"
+    url = _db_url(name)
+    try:
+        if template:
+            _admin_exec(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        else:
+            migrate(url)
+        yield url
+    finally:
+        drop_database(name)
 
 
 @dataclass
 class ApiWarehouse:
-    """The filled warehouse: owner URL (for comparisons) and read-only URL (what the API uses)."""
+    """A warehouse the API reads: owner URL (for comparisons and keys), read-only URL (what the
+    API uses) and the Data Docs folder it serves."""
 
     owner_url: str
-    reader_url: str
     data_docs_dir: Path
 
-
-@pytest.fixture(scope="session")
-def api_warehouse(amqp_url: str, tmp_path_factory) -> Iterator[ApiWarehouse]:
-    name = f"latam_api_{RUN_ID}"
-    drop_database(name)
-    url = _db_url(name)
-    migrate(url)
-    fill_warehouse(url, amqp_url)
-    docs = validate_quality(url, tmp_path_factory.mktemp("quality"))
-    yield ApiWarehouse(url, role_url(url, READ_ONLY_ROLE), docs)
-    drop_database(name)
+    @property
+    def reader_url(self) -> str:
+        return role_url(self.owner_url, READ_ONLY_ROLE)
 
 
-@pytest.fixture(scope="session")
-def api_config(api_warehouse: ApiWarehouse) -> ApiConfig:
+def reader_config(warehouse: ApiWarehouse, **settings: object) -> ApiConfig:
+    """The API's settings over `warehouse`: read as the read-only role, keys looked up on every
+    request (a revoked key is refused at once)."""
     return get_api_config(
-        database_url=api_warehouse.reader_url,
-        cursor_secret="test-cursor-secret",
+        database_url=warehouse.reader_url,
         key_cache_seconds=0.0,
-        data_docs_dir=str(api_warehouse.data_docs_dir),
-        testing=True,
+        data_docs_dir=str(warehouse.data_docs_dir),
+        **settings,
     )
 
 
-@pytest.fixture(scope="session")
-def api_app(api_config: ApiConfig):
-    app = create_app(api_config)
-    yield app
-    app.extensions["latam_api"].db.close()
+@contextmanager
+def running_app(config: ApiConfig) -> Iterator[Flask]:
+    """The API app of `config`; its database pool is closed afterwards."""
+    app = create_app(config)
+    try:
+        yield app
+    finally:
+        app.extensions["latam_api"].db.close()
 
 
 def new_api_key(owner_url: str, scopes: list[str] | None = None, name: str | None = None) -> str:
@@ -150,8 +156,46 @@ def new_api_key(owner_url: str, scopes: list[str] | None = None, name: str | Non
 
 
 @pytest.fixture(scope="session")
+def pipeline_warehouse(amqp_url: str, tmp_path_factory) -> Iterator[ApiWarehouse]:
+    """Filled by the pipeline from 12,000 simulated events (no validation has run on it)."""
+    with own_database("latam_api") as url:
+        fill_warehouse(url, amqp_url)
+        yield ApiWarehouse(url, tmp_path_factory.mktemp("pipeline_data_docs"))
+
+
+@pytest.fixture(scope="session")
+def api_data() -> ApiDataset:
+    return build_dataset()
+
+
+@pytest.fixture(scope="session")
+def seeded_warehouse(api_data: ApiDataset, tmp_path_factory) -> Iterator[ApiWarehouse]:
+    """`api_data` written directly, with a Data Docs site of its validations."""
+    with own_database("latam_apid") as url:
+        insert_dataset(url, api_data)
+        yield ApiWarehouse(url, write_data_docs(tmp_path_factory.mktemp("data_docs"), api_data))
+
+
+@pytest.fixture(scope="module")
+def api_warehouse(seeded_warehouse: ApiWarehouse) -> ApiWarehouse:
+    """The warehouse this module's API reads; a module overrides it to read another."""
+    return seeded_warehouse
+
+
+@pytest.fixture(scope="module")
+def api_config(api_warehouse: ApiWarehouse) -> ApiConfig:
+    return reader_config(api_warehouse, cursor_secret="test-cursor-secret", testing=True)
+
+
+@pytest.fixture(scope="module")
+def api_app(api_config: ApiConfig) -> Iterator[Flask]:
+    with running_app(api_config) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
 def make_key(api_warehouse: ApiWarehouse):
-    """`make_key(scopes=None, name=None)` -> a new key in the session warehouse."""
+    """`make_key(scopes=None, name=None)` -> a new key in the module's warehouse."""
 
     def make(scopes: list[str] | None = None, name: str | None = None) -> str:
         return new_api_key(api_warehouse.owner_url, scopes, name)
@@ -159,7 +203,7 @@ def make_key(api_warehouse: ApiWarehouse):
     return make
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def api_key(make_key) -> str:
     return make_key()
 
@@ -177,11 +221,11 @@ class AuthedClient:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client(api_app, api_key: str) -> AuthedClient:
     return AuthedClient(api_app.test_client(), api_key)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def anon_client(api_app) -> FlaskClient:
     return api_app.test_client()

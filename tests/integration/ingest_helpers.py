@@ -11,12 +11,14 @@ import calendar
 import struct
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import orjson
 import pika
+from pika.adapters.blocking_connection import BlockingChannel
 
 from latam_dagster.ingest.drain import DrainConfig, DrainStats, drain_queue
 from latam_dagster.ingest.publish import Publisher
@@ -215,6 +217,16 @@ def queue_state(amqp_url: str, queue: str) -> tuple[int, int]:
     try:
         ok = conn.channel().queue_declare(queue, passive=True).method
         return ok.message_count, ok.consumer_count
+    finally:
+        conn.close()
+
+
+@contextmanager
+def amqp_channel(amqp_url: str) -> Iterator[BlockingChannel]:
+    """A channel on a connection of its own, closed afterwards."""
+    conn = open_connection(amqp_url)
+    try:
+        yield conn.channel()
     finally:
         conn.close()
 

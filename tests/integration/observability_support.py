@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -15,6 +16,7 @@ from latam_dagster.ingest.publish import PERSISTENT
 from latam_dagster.ingest.topology import Topology, open_connection, queue_depths
 from latam_dagster.observability.config import management_url_from_amqp
 from latam_dagster.observability.exporter import Exporter
+from latam_dagster.observability.warehouse import WarehouseCollector
 from latam_dagster.simulator import generate
 
 
@@ -74,6 +76,18 @@ def samples(exporter: Exporter) -> dict[tuple[str, frozenset], float]:
         for s in family.samples:
             found[(s.name, frozenset(s.labels.items()))] = s.value
     return found
+
+
+def warehouse_samples(url: str, **options) -> dict[tuple[str, frozenset], float]:
+    """The samples of one successful collection of the warehouse metrics of `url` (`options` go
+    to the collector), on a topology of their own."""
+    collector = WarehouseCollector(url, Topology(prefix=f"t{uuid.uuid4().hex[:10]}"), **options)
+    exporter = Exporter([collector])
+    try:
+        assert exporter.collect_once() == {"postgres": True}
+        return samples(exporter)
+    finally:
+        collector.close()
 
 
 def value(found: dict, name: str, **labels: str) -> float | None:

@@ -77,8 +77,13 @@ def _get(url: str, key: str | None = None) -> tuple[int, bytes]:
 
 
 def test_latam_api_serves_with_gunicorn_as_the_reader(warehouse_url, tmp_path):
-    port = _free_port()
-    env = {**os.environ, "LATAM_WAREHOUSE_URL": warehouse_url, "LATAM_API_WORKERS": "2"}
+    port, metrics_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "LATAM_WAREHOUSE_URL": warehouse_url,
+        "LATAM_API_WORKERS": "2",
+        "LATAM_API_METRICS_PORT": str(metrics_port),
+    }
     log = (tmp_path / "api.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-c", "from latam_dagster.cli.api import api; api()", "--port", str(port)],
@@ -104,7 +109,8 @@ def test_latam_api_serves_with_gunicorn_as_the_reader(warehouse_url, tmp_path):
             status, body = _get(f"{base}/api/v1/flights?limit=1", key)
             assert status == 200 and body == b'{"data":[],"next_cursor":null}'
         assert _get(f"{base}/api/v1/flights")[0] == 401
-        metrics = _get(f"{base}/metrics")[1].decode()
+        assert _get(f"{base}/metrics")[0] == 404  # served on a listener of their own
+        metrics = _get(f"http://127.0.0.1:{metrics_port}/metrics")[1].decode()
         line = next(
             ln for ln in metrics.splitlines()
             if ln.startswith("latam_api_requests_total{") and 'route="/api/v1/flights"' in ln

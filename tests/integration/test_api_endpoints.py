@@ -1,9 +1,10 @@
-"""Every endpoint against a warehouse the real pipeline filled, compared with the database."""
+"""Every endpoint against a warehouse the real pipeline filled, compared with the database.
+
+How the API represents what it serves (CSV, ETags, probes) is checked on the seeded warehouse by
+test_api_formats.py.
+"""
 
 from __future__ import annotations
-
-import csv
-import io
 
 import pytest
 
@@ -14,6 +15,12 @@ pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.api_fixtures"]
 
 FLIGHT_COLS = ", ".join(queries.FLIGHT_COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def api_warehouse(pipeline_warehouse):
+    """This module's API reads what the pipeline built from simulated events."""
+    return pipeline_warehouse
 
 
 @pytest.fixture(scope="module")
@@ -227,72 +234,3 @@ def test_aircraft_positions(client, owner):
         assert response.status_code == 200, row["tail_number"]
         assert response.get_json() == {"data": row}
     assert client.get("/api/v1/aircraft/ZZ-NONE/position").status_code == 404
-
-
-LIST_URLS = [
-    "/api/v1/flights?limit=60",
-    "/api/v1/routes/performance?limit=60",
-    "/api/v1/flights/{flight}/events",
-    "/api/v1/airports/{origin}/traffic",
-]
-ITEM_URLS = ["/api/v1/flights/{flight}", "/api/v1/airports/{origin}"]
-
-
-def _csv(response) -> list[dict]:
-    assert response.status_code == 200
-    assert response.content_type.startswith("text/csv")
-    return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
-
-
-def _as_cells(row: dict) -> dict:
-    def cell(v):
-        if v is None:
-            return ""
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        return str(v) if not isinstance(v, float) else repr(v)
-
-    return {k: cell(v) for k, v in row.items()}
-
-
-@pytest.mark.parametrize("template", LIST_URLS + ITEM_URLS)
-def test_csv_equals_json(client, sample, template):
-    url = template.format(**sample)
-    body = client.get(url).get_json()
-    data = body["data"] if isinstance(body["data"], list) else [body["data"]]
-    sep = "&" if "?" in url else "?"
-    by_param = _csv(client.get(f"{url}{sep}format=csv"))
-    by_accept = _csv(client.get(url, headers={"Accept": "text/csv"}))
-    assert by_param == by_accept
-    assert by_param == [_as_cells(r) for r in data]
-
-
-def test_csv_page_carries_the_cursor_in_a_header(client):
-    json_page = client.get("/api/v1/flights?limit=5").get_json()
-    response = client.get("/api/v1/flights?limit=5&format=csv")
-    assert response.headers["X-Next-Cursor"] == json_page["next_cursor"]
-
-
-def test_etag_and_not_modified(client, sample):
-    for url in ["/api/v1/flights?limit=10", f"/api/v1/flights/{sample['flight']}"]:
-        first = client.get(url)
-        etag = first.headers["ETag"]
-        assert etag and first.headers["Cache-Control"] == "private, no-cache"
-        again = client.get(url, headers={"If-None-Match": etag})
-        assert again.status_code == 304 and again.data == b""
-        assert client.get(url, headers={"If-None-Match": '"other"'}).status_code == 200
-        # another representation has another tag
-        assert client.get(url + ("&" if "?" in url else "?") + "format=csv").headers["ETag"] != etag
-
-
-def test_probes_and_metrics(anon_client, client):
-    assert anon_client.get("/healthz").get_json() == {"status": "ok"}
-    assert anon_client.get("/readyz").get_json() == {"status": "ready"}
-    client.get("/api/v1/flights?limit=1")
-    text = anon_client.get("/metrics").get_data(as_text=True)
-    assert 'route="/api/v1/flights",status="200"' in text
-
-
-def test_openapi_and_docs(anon_client):
-    assert anon_client.get("/openapi.json").status_code == 200
-    assert anon_client.get("/docs").status_code == 200

@@ -1,34 +1,41 @@
-"""Data-quality results and Data Docs, as recorded by the pipeline's GX validations."""
+"""Data-quality results and Data Docs, as the warehouse's quality history records them.
+
+The API reads the seeded warehouse: its validations and check evaluations are those of
+`tests.integration.api_data`, and what each endpoint must answer is computed from them.
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from api_service import queries
-from tests.integration.api_expect import rows, walk
+from tests.integration.api_expect import json_value, rows, walk
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.api_fixtures"]
 
-COLS = ", ".join(queries.QUALITY_COLUMNS)
+
+def _served(evaluation: dict) -> dict:
+    """An evaluation as the API answers it."""
+    return {c: json_value(evaluation[c]) for c in queries.QUALITY_COLUMNS}
 
 
-def test_latest_result_of_every_check(client, api_warehouse):
-    expected = rows(
-        api_warehouse.owner_url,
-        f"SELECT {COLS} FROM quality.latest_check_result ORDER BY asset_key, check_name",
-    )
-    assert {r["asset_key"] for r in expected} == {
-        "curated/fact_flight",
-        "marts/route_daily_performance",
-    }
+def _newest_first(evaluations: list[dict]) -> list[dict]:
+    return sorted(evaluations, key=lambda e: (e["evaluated_at"], e["evaluation_id"]), reverse=True)
+
+
+def test_latest_result_of_every_check(client, api_data):
+    latest: dict[tuple[str, str], dict] = {}
+    for e in _newest_first(api_data.evaluations):
+        latest.setdefault((e["asset_key"], e["check_name"]), e)
+    expected = [_served(latest[k]) for k in sorted(latest)]
+    assert {r["asset_key"] for r in expected} == {v["asset_key"] for v in api_data.validations}
     got, pages = walk(client, "/api/v1/quality", limit=4)
     assert pages > 1 and got == expected
     # the newest of the two fact_flight validations
-    newest = rows(
-        api_warehouse.owner_url,
-        "SELECT max(evaluated_at) AS t FROM quality.check_evaluation WHERE asset_key = 'curated/fact_flight'",
-    )[0]["t"]
+    flight_runs = [v for v in api_data.validations if v["asset_key"] == "curated/fact_flight"]
+    assert len(flight_runs) == 2
+    newest = json_value(max(v["evaluated_at"] for v in flight_runs))
     assert all(r["evaluated_at"] == newest for r in got if r["asset_key"] == "curated/fact_flight")
 
 
@@ -39,11 +46,8 @@ def test_latest_results_of_one_asset(client):
     }
 
 
-def test_history_newest_first_and_by_check(client, api_warehouse):
-    expected = rows(
-        api_warehouse.owner_url,
-        f"SELECT {COLS} FROM quality.check_evaluation ORDER BY evaluated_at DESC, evaluation_id DESC",
-    )
+def test_history_newest_first_and_by_check(client, api_data):
+    expected = [_served(e) for e in _newest_first(api_data.evaluations)]
     got, _ = walk(client, "/api/v1/quality/history", limit=5)
     assert got == expected
     got, _ = walk(client, "/api/v1/quality/history?check=flight_keys_unique", limit=1)

@@ -14,8 +14,9 @@ Two kinds of valid value cannot come from a schema, so the test supplies them:
   200 answers of those operations unchecked; half of the valid cases use one that does.
 
 Each operation runs schemathesis's examples, coverage and fuzzing phases; generated examples are
-bounded (MAX_EXAMPLES = 100 per operation, derandomised), so CI runs the same cases every time
-and the module takes about 30 s, half of it building the session's warehouse.
+bounded (MAX_EXAMPLES = 100 per operation, derandomised), so CI runs the same cases every time.
+The API reads the small seeded warehouse (`tests.integration.api_data`, written in well under a
+second), so the module's time is that of the requests themselves.
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ PATH_OPERATIONS = sorted(path for path in DOCUMENT["paths"] if "{" in path)
 DATA_OPERATIONS = sorted(path for path in DOCUMENT["paths"] if path.startswith("/api/v1/"))
 
 
-# Lists the session's warehouse may hold fewer than two rows of: a cursor signed the way the API
-# signs the one after such a row (kind and sort key as in api_service.quality).
+# Lists with fewer than two rows in the seeded warehouse (it holds no held-back rows): a cursor
+# signed the way the API signs the one after such a row (kind and sort key as in
+# api_service.quality).
 SIGNED_CURSORS = {
     "/api/v1/quality/rejects": ("quality_rejects", ["curated.fact_flight", "flight_keys_known"]),
 }

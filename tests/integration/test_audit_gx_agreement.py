@@ -27,7 +27,7 @@ from latam_dagster.db import connect
 from latam_dagster.quality.audit import AuditBlocked, AuditedTable, AuditResult, audit_and_publish
 from latam_dagster.quality.gx_resource import GreatExpectationsResource
 from latam_dagster.quality.outcome import ExpectationOutcome, SuiteOutcome
-from latam_dagster.quality.rules import ROW, TableSuite
+from latam_dagster.tables.rules import ROW, TableSuite
 from latam_dagster.transform.curated import TABLES, StepResult, update_all, update_table
 from tests import reference_impl
 from tests.integration.ingest_helpers import (
@@ -37,8 +37,6 @@ from tests.integration.ingest_helpers import (
     make_position_event,
 )
 from tests.transform_helpers import (
-    airports_template,
-    cloned_database,
     fetch_rows,
     read_rejects,
     read_table,
@@ -50,18 +48,6 @@ pytestmark = pytest.mark.integration
 DAY = "2026-11-27"
 AUDITED: dict[str, AuditedTable] = {n: t.audit for n, t in TABLES.items() if t.audit}
 Cursor = psycopg2.extensions.cursor
-
-
-@pytest.fixture(scope="module")
-def airports_db(template_db: str) -> Iterator[str]:
-    with airports_template(template_db) as name:
-        yield name
-
-
-@pytest.fixture
-def warehouse(airports_db: str) -> Iterator[str]:
-    with cloned_database(airports_db) as url:
-        yield url
 
 
 @pytest.fixture
@@ -167,13 +153,20 @@ def raw_events() -> list[dict]:
 # -- batch 2: rows the contract refuses, written to staging and audited directly -----------------
 
 
-def flight_row(number: int, **values) -> dict:
+def _flight_of(number: int) -> dict:
+    """The key columns of flight LA`number` from SCL on DAY."""
     return {
         "flight_key": key(number),
         "carrier": "LA",
         "flight_number": number,
         "flight_date": DAY,
         "origin": "SCL",
+    }
+
+
+def flight_row(number: int, **values) -> dict:
+    return {
+        **_flight_of(number),
         "destination": "LIM",
         "status": "scheduled",
         "cancelled": False,
@@ -190,11 +183,7 @@ def flight_row(number: int, **values) -> dict:
 def load_row(number: int, **values) -> dict:
     counts = dict.fromkeys(("booked", "checked_in", "boarded", "cancelled"), 0)
     return {
-        "flight_key": key(number),
-        "carrier": "LA",
-        "flight_number": number,
-        "flight_date": DAY,
-        "origin": "SCL",
+        **_flight_of(number),
         **{f"passengers_{k}": v for k, v in counts.items()},
         "seat_capacity": 100,
         "load_factor": 0,

@@ -15,15 +15,12 @@ from click.testing import CliRunner
 
 from latam_dagster.cli.quality import quality
 from latam_dagster.cli.quality_report import build_report
-from latam_dagster.ingest.topology import Topology
-from latam_dagster.observability.exporter import Exporter
-from latam_dagster.observability.warehouse import WarehouseCollector
 from latam_dagster.quality.audit import AuditBlocked
 from latam_dagster.simulator.generator import generate
 from latam_dagster.transform.airports import load_dim_airport
 from latam_dagster.transform.curated import update_all, update_table
 from tests.conftest import query
-from tests.integration.observability_support import by_label, samples
+from tests.integration.observability_support import by_label, warehouse_samples
 from tests.transform_helpers import write_raw
 
 pytestmark = pytest.mark.integration
@@ -46,24 +43,6 @@ def _events_with_unknown_airports(count: int) -> tuple[list[dict], list[str]]:
     return events, keys
 
 
-def _collect(url: str) -> dict:
-    collector = WarehouseCollector(url, Topology(prefix=f"t{uuid.uuid4().hex[:10]}"))
-    exporter = Exporter([collector])
-    try:
-        assert exporter.collect_once() == {"postgres": True}
-        return samples(exporter)
-    finally:
-        collector.close()
-
-
-@pytest.fixture
-def report_env(warehouse_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("LATAM_WAREHOUSE_URL", warehouse_url)
-    monkeypatch.setenv("LATAM_QUALITY_DIR", str(tmp_path / "quality"))
-    monkeypatch.setenv("LATAM_QUALITY_DOCS_DIR", str(tmp_path / "data_docs"))
-    return warehouse_url
-
-
 def test_held_back_rows_show_in_the_gauges_and_the_report(report_env):
     url = report_env
     load_dim_airport(url)
@@ -80,7 +59,7 @@ def test_held_back_rows_show_in_the_gauges_and_the_report(report_env):
     )
     assert held_rows == 2 and audited > 2
 
-    found = _collect(url)
+    found = warehouse_samples(url)
     rules = {
         (dict(k)["table"], dict(k)["rule"]): v
         for (name, k), v in found.items()
@@ -116,7 +95,7 @@ def test_a_refused_batch_is_counted_and_reported(report_env, monkeypatch):
     assert query(url, f"SELECT count(*) FROM {FACT}")[0][0] == 0
     assert query(url, "SELECT count(*) FROM quality.rejects")[0][0] == 0
 
-    found = _collect(url)
+    found = warehouse_samples(url)
     assert by_label(found, "latam_quality_audit_blocked_batches", "table")[FACT] == 1
     assert found[("latam_quality_reject_max_pct", frozenset())] == 0.5
     batches = {b["table"]: b for b in build_report(url)["held_back"]["batches_24h"]}

@@ -3,38 +3,16 @@
 import json
 import os
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import orjson
 import pytest
 
 from latam_dagster.ingest.topology import Topology, delete_topology, queue_depths
-from tests.conftest import RUN_ID, _db_url, drop_database, query
+from tests.conftest import LATAM, RUN_ID, _db_url, drop_database, query
+from tests.integration.ingest_helpers import make_flight_event
 
 pytestmark = pytest.mark.integration
-
-LATAM = str(Path(sys.executable).parent / "latam")
-
-
-def _flight_event(**payload) -> dict:
-    base = {
-        "carrier": "LA",
-        "flight_number": 800,
-        "flight_date": "2026-11-27",
-        "origin": "SCL",
-        "destination": "LIM",
-        "status": "scheduled",
-    }
-    return {
-        "message_id": str(uuid.uuid4()),
-        "schema_version": 1,
-        "event_type": "flight_status",
-        "event_time": "2026-11-27T08:00:00-03:00",
-        "source_system": "dcs_scl",
-        "payload": {**base, **payload},
-    }
 
 
 @pytest.fixture
@@ -90,7 +68,9 @@ def test_run_once_on_an_empty_system_creates_everything_and_succeeds(cli_env):
 
 
 def test_publish_then_run_once_lands_events_and_quarantines_bad_lines(cli_env):
-    events = [_flight_event(status=s) for s in ("scheduled", "boarding", "departed")]
+    events = [
+        make_flight_event(payload={"status": s}) for s in ("scheduled", "boarding", "departed")
+    ]
     lines = b"\n".join(orjson.dumps(e) for e in events) + b"\n"
     bad = b'{"message_id": "not-a-uuid"}\n'
     proc = latam(cli_env, "publish", "-", stdin=lines + bad)
@@ -115,7 +95,7 @@ def test_publish_then_run_once_lands_events_and_quarantines_bad_lines(cli_env):
 
 
 def test_quarantine_replay_after_a_fix_moves_rows_to_raw(cli_env):
-    big = _flight_event(tail_number="CC-BGA")
+    big = make_flight_event()
     body = orjson.dumps(big)
     env = {**cli_env, "LATAM_MAX_MESSAGE_BYTES": "64"}  # a limit too small: everything is bad
     assert latam(env, "publish", "--no-validate", "-", stdin=body + b"\n").returncode == 0

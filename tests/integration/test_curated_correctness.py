@@ -9,7 +9,6 @@ rules, `quality.rejects` the others, and the marts read only what was published.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -22,11 +21,9 @@ from tests import reference_impl
 from tests.integration.ingest_helpers import make_flight_event, make_passenger_event
 from tests.reference_impl import FACT_FLIGHT, PASSENGER_LOAD
 from tests.transform_helpers import (
-    airports_template,
     assert_same_rows,
     assert_valid,
     chaos_events,
-    cloned_database,
     deliver,
     fetch_rows,
     micro_batches,
@@ -195,20 +192,6 @@ def snapshot(url: str) -> dict[str, list[tuple]]:
         keep = [i for i, c in enumerate(cols) if c not in skip]
         out[table] = [tuple(r[i] for i in keep) for r in rows]
     return out
-
-
-@pytest.fixture(scope="module")
-def airports_db(template_db: str) -> Iterator[str]:
-    """The migrated template plus curated.dim_airport, loaded once for the module."""
-    with airports_template(template_db) as name:
-        yield name
-
-
-@pytest.fixture
-def warehouse(airports_db: str) -> Iterator[str]:
-    """A fresh warehouse of this test alone, with the airports loaded."""
-    with cloned_database(airports_db) as url:
-        yield url
 
 
 def test_one_batch_of_duplicated_shuffled_partial_events_equals_reference(warehouse):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
-from collections.abc import Iterator
 from datetime import date
 
 import pytest
@@ -22,9 +21,7 @@ from tests import reference_impl
 from tests.integration.ingest_helpers import make_flight_event, make_passenger_event
 from tests.reference_impl import FACT_FLIGHT
 from tests.transform_helpers import (
-    airports_template,
     chaos_events,
-    cloned_database,
     fetch_rows,
     read_rejects,
     write_raw,
@@ -32,20 +29,6 @@ from tests.transform_helpers import (
 
 pytestmark = pytest.mark.integration
 LA800 = "LA800-2026-11-27-SCL"
-
-
-@pytest.fixture(scope="module")
-def airports_db(template_db: str) -> Iterator[str]:
-    """The migrated template plus curated.dim_airport, loaded once for the module."""
-    with airports_template(template_db) as name:
-        yield name
-
-
-@pytest.fixture
-def warehouse(airports_db: str) -> Iterator[str]:
-    """A fresh warehouse with the airports loaded: flights between known airports publish."""
-    with cloned_database(airports_db) as url:
-        yield url
 
 
 def _valid(event: dict) -> Valid:

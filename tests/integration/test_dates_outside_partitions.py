@@ -24,9 +24,6 @@ from dagster import (
 )
 
 from latam_dagster.cli.quality import quality
-from latam_dagster.ingest.topology import Topology
-from latam_dagster.observability.exporter import Exporter
-from latam_dagster.observability.warehouse import WarehouseCollector
 from latam_dagster.pipeline import RunOnceReport, refresh_pending_marts
 from latam_dagster.resources import WarehouseResource
 from latam_dagster.sensors.mart_sensors import (
@@ -38,7 +35,7 @@ from latam_dagster.sensors.mart_sensors import (
 from latam_dagster.transform.airports import load_dim_airport
 from latam_dagster.transform.curated import update_all
 from latam_dagster.transform.marts import pending_dates_at
-from tests.integration.observability_support import by_label, samples
+from tests.integration.observability_support import by_label, warehouse_samples
 from tests.transform_helpers import write_raw
 
 pytestmark = pytest.mark.integration
@@ -130,24 +127,14 @@ def _tick_log_records(instance: DagsterInstance, log_key) -> list[dict]:
 
 
 def _gauge(url: str, first: date) -> dict[str, float]:
-    collector = WarehouseCollector(
-        url, Topology(prefix=f"t{uuid.uuid4().hex[:10]}"), partition_start=first.isoformat()
-    )
-    exporter = Exporter([collector])
-    try:
-        assert exporter.collect_once() == {"postgres": True}
-        return by_label(samples(exporter), GAUGE, "side")
-    finally:
-        collector.close()
+    return by_label(warehouse_samples(url, partition_start=first.isoformat()), GAUGE, "side")
 
 
 @pytest.fixture
-def report_env(warehouse_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("LATAM_WAREHOUSE_URL", warehouse_url)
-    monkeypatch.setenv("LATAM_QUALITY_DIR", str(tmp_path / "quality"))
-    monkeypatch.setenv("LATAM_QUALITY_DOCS_DIR", str(tmp_path / "data_docs"))
+def report_env(report_env, monkeypatch):
+    """The CLI's environment, with the partitions starting where the mart sensor's do."""
     monkeypatch.setenv("LATAM_PARTITION_START", partition_bounds()[0].isoformat())
-    return warehouse_url
+    return report_env
 
 
 def test_old_dates_are_named_with_the_setting_everywhere(report_env):

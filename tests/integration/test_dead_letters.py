@@ -12,28 +12,29 @@ import logging
 import os
 import struct
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from contextlib import contextmanager
 from urllib.parse import quote, unquote, urlsplit
 
 import orjson
 import pika
 import pytest
+from pika.adapters.blocking_connection import BlockingChannel
 
+from latam_dagster.ingest.drain import DrainStats
 from latam_dagster.ingest.topology import (
     Topology,
     declare,
     declare_topology,
     delete_topology,
-    open_connection,
 )
-from tests.conftest import query
+from tests.conftest import LATAM, query
 from tests.integration.ingest_helpers import (
     UndecodableHeaders,
+    amqp_channel,
     drain,
     make_flight_event,
     publish_many,
@@ -44,7 +45,6 @@ from tests.integration.ingest_helpers import (
 
 pytestmark = pytest.mark.integration
 
-LATAM = str(Path(sys.executable).parent / "latam")
 MANAGEMENT = os.environ.get("LATAM_TEST_MANAGEMENT_URL", "http://localhost:15672")
 UNSAFE_BYTES = (b"\x00", b"\x07", b"\x1b")
 
@@ -82,44 +82,35 @@ def latam_json(env: dict[str, str], *args: str) -> list[dict]:
 
 def publish(amqp_url: str, topo: Topology, items, headers: dict | None = None) -> None:
     """Publish (body, routing key) pairs, confirmed, with optional headers and a message_id."""
-    conn = open_connection(amqp_url)
-    try:
-        ch = conn.channel()
+    with amqp_channel(amqp_url) as ch:
         ch.confirm_delivery()
         for body, key in items:
             props = pika.BasicProperties(delivery_mode=2, headers=headers)
             ch.basic_publish(topo.exchange, key, body, props)
-    finally:
-        conn.close()
+
+
+@contextmanager
+def holding(amqp_url: str, queue: str, n: int) -> Iterator[BlockingChannel]:
+    """A channel, once `queue` holds at least `n` messages."""
+    wait_until(lambda: queue_count(amqp_url, queue) >= n, what=f"{n} in {queue}")
+    with amqp_channel(amqp_url) as ch:
+        yield ch
 
 
 def reject_all(amqp_url: str, queue: str, n: int) -> None:
     """Take `n` messages from `queue` and reject them without requeue: dead-lettered at once."""
-    wait_until(lambda: queue_count(amqp_url, queue) >= n, what=f"{n} in {queue}")
-    conn = open_connection(amqp_url)
-    try:
-        ch = conn.channel()
+    with holding(amqp_url, queue, n) as ch:
         for _ in range(n):
             method, _props, _body = ch.basic_get(queue)
             assert method is not None
             ch.basic_reject(method.delivery_tag, requeue=False)
-    finally:
-        conn.close()
 
 
 def exhaust_delivery_limit(amqp_url: str, queue: str, n: int) -> None:
     """Return `n` messages to `queue` until the delivery limit dead-letters every one of them."""
-    wait_until(lambda: queue_count(amqp_url, queue) >= n, what=f"{n} in {queue}")
-    conn = open_connection(amqp_url)
-    try:
-        ch = conn.channel()
-        while True:
-            method, _props, _body = ch.basic_get(queue)
-            if method is None:
-                break
+    with holding(amqp_url, queue, n) as ch:
+        while (method := ch.basic_get(queue)[0]) is not None:
             ch.basic_reject(method.delivery_tag, requeue=True)
-    finally:
-        conn.close()
 
 
 def wait_dead(amqp_url: str, topo: Topology, n: int) -> None:
@@ -130,17 +121,11 @@ def wait_dead(amqp_url: str, topo: Topology, n: int) -> None:
 
 def take_all(amqp_url: str, queue: str) -> list[tuple[pika.spec.Basic.GetOk, object, bytes]]:
     """Consume (and ack) every message of `queue`."""
-    conn = open_connection(amqp_url)
     out = []
-    try:
-        ch = conn.channel()
-        while True:
-            method, props, body = ch.basic_get(queue, auto_ack=True)
-            if method is None:
-                return out
-            out.append((method, props, body))
-    finally:
-        conn.close()
+    with amqp_channel(amqp_url) as ch:
+        while (got := ch.basic_get(queue, auto_ack=True))[0] is not None:
+            out.append(got)
+    return out
 
 
 # --- list ----------------------------------------------------------------------------------------
@@ -237,9 +222,7 @@ def test_replay_moves_every_dead_letter_back_and_a_drain_lands_them_once(
         topo.queue("flights"): 4,
     }
     # back under the original routing keys, without the broker's death records
-    conn = open_connection(amqp_url)
-    try:
-        ch = conn.channel()
+    with amqp_channel(amqp_url) as ch:
         seen = []
         for _ in range(4):
             method, props, _body = ch.basic_get(topo.queue("flights"))
@@ -250,8 +233,6 @@ def test_replay_moves_every_dead_letter_back_and_a_drain_lands_them_once(
             assert not [h for h in headers if h.startswith(("x-death", "x-first-", "x-last-"))]
             assert props.delivery_mode == 2
         ch.basic_nack(0, multiple=True, requeue=True)  # one return each: within the limit
-    finally:
-        conn.close()
     assert sorted(seen, key=repr) == sorted(["flight.sabre"] * 3 + [b"flight.\xff"], key=repr)
 
     stats = drain(amqp_url, warehouse_url, topo, "flights")
@@ -267,21 +248,21 @@ def test_replay_moves_every_dead_letter_back_and_a_drain_lands_them_once(
 def test_replay_is_idempotent_with_raw_dedup(env, amqp_url, warehouse_url, topo):
     event = make_flight_event()
     body = orjson.dumps(event)
+
+    def dead_lettered_replayed_and_drained(times: int) -> DrainStats:
+        for _ in range(times):
+            publish(amqp_url, topo, [(body, "flight.sabre")])
+            reject_all(amqp_url, topo.queue("flights"), 1)
+        wait_dead(amqp_url, topo, times)
+        assert f"examined {times}, replayed {times}".encode() in latam(env, "dead", "replay")
+        return drain(amqp_url, warehouse_url, topo, "flights")
+
     # the same message dead-lettered twice (say a replay that died between confirm and ack)
-    for _ in range(2):
-        publish(amqp_url, topo, [(body, "flight.sabre")])
-        reject_all(amqp_url, topo.queue("flights"), 1)
-    wait_dead(amqp_url, topo, 2)
-    assert b"examined 2, replayed 2" in latam(env, "dead", "replay")
-    stats = drain(amqp_url, warehouse_url, topo, "flights")
+    stats = dead_lettered_replayed_and_drained(2)
     assert (stats.received, stats.inserted, stats.duplicates) == (2, 1, 1)
     assert b"examined 0, replayed 0" in latam(env, "dead", "replay")
     # and once more after it is already in raw: still one row
-    publish(amqp_url, topo, [(body, "flight.sabre")])
-    reject_all(amqp_url, topo.queue("flights"), 1)
-    wait_dead(amqp_url, topo, 1)
-    assert b"examined 1, replayed 1" in latam(env, "dead", "replay")
-    stats = drain(amqp_url, warehouse_url, topo, "flights")
+    stats = dead_lettered_replayed_and_drained(1)
     assert (stats.received, stats.inserted, stats.duplicates) == (1, 0, 1)
     assert query(warehouse_url, "SELECT message_id::text FROM raw.flight_events") == [
         (event["message_id"],)
@@ -308,13 +289,9 @@ def test_dry_run_changes_nothing_and_limit_replays_only_that_many(env, amqp_url,
 
 
 def test_a_message_without_death_record_is_listed_and_left_alone(env, amqp_url, topo):
-    conn = open_connection(amqp_url)
-    try:
-        ch = conn.channel()
+    with amqp_channel(amqp_url) as ch:
         ch.confirm_delivery()
         ch.basic_publish(topo.dlx, "anything", b"straight into the dead-letter exchange")
-    finally:
-        conn.close()
     wait_dead(amqp_url, topo, 1)
     (d,) = latam_json(env, "dead", "list")
     assert d["queue"] is None and d["reason"] is None and d["count"] is None
@@ -327,30 +304,22 @@ def test_headers_the_client_cannot_decode_do_not_break_list_or_replay(
     env, amqp_url, warehouse_url, topo
 ):
     event = make_flight_event()
-    conn = open_connection(amqp_url)
-    try:
-        ch = conn.channel()
+    with amqp_channel(amqp_url) as ch:
         ch.confirm_delivery()
         ch.basic_publish(topo.exchange, "flight.sabre", orjson.dumps(event), UndecodableHeaders())
-    finally:
-        conn.close()
     reject_all_raw(amqp_url, topo.queue("flights"))
     wait_dead(amqp_url, topo, 1)
     (d,) = latam_json(env, "dead", "list")
     assert d["queue"] == topo.queue("flights") and d["message_id"] == event["message_id"]
     assert b"examined 1, replayed 1" in latam(env, "dead", "replay")
     wait_until(lambda: queue_count(amqp_url, topo.queue("flights")) == 1, what="replayed")
-    conn = open_connection(amqp_url)
-    try:
-        ch = conn.channel()
+    with amqp_channel(amqp_url) as ch:
         method, props, _body = ch.basic_get(topo.queue("flights"))
         # the undecodable timestamp travels on as its raw bytes; its neighbours are intact
         assert props.headers["a-ok"] == "fine" and props.headers["c-after"] == 1
         assert props.headers["b-when"] == struct.pack(">cQ", b"T", 2**62)
         assert "x-death" not in props.headers
         ch.basic_nack(method.delivery_tag, requeue=True)
-    finally:
-        conn.close()
     stats = drain(amqp_url, warehouse_url, topo, "flights")
     assert stats.inserted == 1
 
@@ -390,11 +359,8 @@ def test_new_drainable_queues_dead_letter_at_least_once(amqp_url, topo):
     assert "x-dead-letter-exchange" not in dead  # the last stop: nowhere further to go
     # and it behaves so: with nowhere to go, a dead letter waits in its queue instead of being lost
     flights = topo.queue("flights")
-    conn = open_connection(amqp_url)
-    try:
-        conn.channel().queue_unbind(topo.dead_queue, topo.dlx)
-    finally:
-        conn.close()
+    with amqp_channel(amqp_url) as ch:
+        ch.queue_unbind(topo.dead_queue, topo.dlx)
     publish(amqp_url, topo, [(orjson.dumps(make_flight_event()), "flight.sabre")])
     reject_all(amqp_url, flights, 1)
     wait_until(
@@ -408,9 +374,7 @@ def test_new_drainable_queues_dead_letter_at_least_once(amqp_url, topo):
 def old_topology(amqp_url: str) -> Iterator[Topology]:
     """A topology whose drainable queues were declared by an older version (at-most-once)."""
     t = Topology(prefix=f"o{uuid.uuid4().hex[:10]}", delivery_limit=1)
-    conn = open_connection(amqp_url)
-    try:
-        ch = conn.channel()
+    with amqp_channel(amqp_url) as ch:
         for name in t.queues:
             old_args = {
                 "x-queue-type": "quorum",
@@ -418,8 +382,6 @@ def old_topology(amqp_url: str) -> Iterator[Topology]:
                 "x-dead-letter-exchange": t.dlx,
             }
             ch.queue_declare(name, durable=True, arguments=old_args)
-    finally:
-        conn.close()
     yield t
     delete_topology(amqp_url, t)
 
@@ -429,15 +391,11 @@ def test_declaring_over_old_queues_keeps_them_and_warns_once(
 ):
     topo = old_topology
     caplog.set_level(logging.WARNING)
-    conn = open_connection(amqp_url)
-    try:
-        ch = conn.channel()
+    with amqp_channel(amqp_url) as ch:
         declare(ch, topo)
         assert ch.is_open  # the caller's channel survives the broker's refusals
         assert ch.queue_declare(topo.queue("flights"), passive=True).method.message_count == 0
         declare(ch, topo)  # a second drain in the same process: no second warning
-    finally:
-        conn.close()
     warnings = [
         r.getMessage()
         for r in caplog.records

@@ -17,11 +17,9 @@ import os
 import random
 import re
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -43,7 +41,7 @@ from latam_dagster.simulator.operations import DAY, Operations
 from latam_dagster.simulator.streams import Streams
 from latam_dagster.simulator.systems import source_systems
 from tests import reference_impl as ref_impl
-from tests.conftest import RUN_ID, _db_url, drop_database, query
+from tests.conftest import LATAM, RUN_ID, _db_url, drop_database, query
 from tests.integration.api_fixtures import new_api_key
 from tests.integration.observability_support import wait_for_depth
 from tests.integration.test_curated_correctness import (
@@ -57,7 +55,6 @@ from tests.transform_helpers import assert_same_rows, assert_valid, read_table
 
 pytestmark = pytest.mark.integration
 
-LATAM = str(Path(sys.executable).parent / "latam")
 FACT = ref_impl.FACT_FLIGHT
 LOAD = ref_impl.PASSENGER_LOAD
 SEED = 202610

@@ -106,6 +106,11 @@ def _field_cases(marker: str) -> list[Case]:
         body = dumps(make(**overrides))
         cases.append(Case(case_id, body, keys[make], names))
 
+    def add_payload(family: str, make, bad_values: dict[str, Any]) -> None:
+        """One case per payload field, broken by the bad value given for it."""
+        for name, bad in bad_values.items():
+            add(f"{family}.payload.{name}", make, (f"payload/{name}",), payload={name: bad})
+
     # envelope: not a UUID, not an integer, unknown type, no date-time, outside the pattern
     for make, etype in ((flight, "flight"), (passenger, "passenger"), (position, "position")):
         add(f"{etype}.message_id.bare", make, ("message_id",), message_id=v["bare"])
@@ -133,21 +138,24 @@ def _field_cases(marker: str) -> list[Case]:
 
     # flight_status payload
     fs = "flight"
-    for name, bad in (
-        ("carrier", v["bare"]),
-        ("flight_number", v["passport"]),
-        ("flight_date", v["inside"]),
-        ("origin", f"SCL {marker}"),
-        ("destination", v["passport"]),
-        ("status", f"landed {marker}"),
-        ("scheduled_departure", v["bare"]),
-        ("scheduled_arrival", f"2026-11-27T14:45:00-05:00 {marker}"),
-        ("actual_departure", {"when": v["passport"]}),
-        ("actual_arrival", v["inside"]),
-        ("tail_number", f"CC-BGA {marker}"),
-        ("seat_capacity", v["passport"]),
-    ):
-        add(f"{fs}.payload.{name}", flight, (f"payload/{name}",), payload={name: bad})
+    add_payload(
+        fs,
+        flight,
+        {
+            "carrier": v["bare"],
+            "flight_number": v["passport"],
+            "flight_date": v["inside"],
+            "origin": f"SCL {marker}",
+            "destination": v["passport"],
+            "status": f"landed {marker}",
+            "scheduled_departure": v["bare"],
+            "scheduled_arrival": f"2026-11-27T14:45:00-05:00 {marker}",
+            "actual_departure": {"when": v["passport"]},
+            "actual_arrival": v["inside"],
+            "tail_number": f"CC-BGA {marker}",
+            "seat_capacity": v["passport"],
+        },
+    )
     add(
         f"{fs}.payload.seat_capacity.range",
         flight,
@@ -169,18 +177,21 @@ def _field_cases(marker: str) -> list[Case]:
 
     # passenger_event payload
     ps = "passenger"
-    for name, bad in (
-        ("passenger_ref", (v["passport"] + " ") * 12),  # longer than 256 characters
-        ("carrier", v["passport"]),
-        ("flight_number", v["bare"]),
-        ("flight_date", v["passport"]),
-        ("origin", v["inside"]),
-        ("action", f"booked {marker}"),
-        ("cabin", v["passport"]),
-        ("fare_amount", v["inside"]),
-        ("currency", v["bare"]),
-    ):
-        add(f"{ps}.payload.{name}", passenger, (f"payload/{name}",), payload={name: bad})
+    add_payload(
+        ps,
+        passenger,
+        {
+            "passenger_ref": (v["passport"] + " ") * 12,  # longer than 256 characters
+            "carrier": v["passport"],
+            "flight_number": v["bare"],
+            "flight_date": v["passport"],
+            "origin": v["inside"],
+            "action": f"booked {marker}",
+            "cabin": v["passport"],
+            "fare_amount": v["inside"],
+            "currency": v["bare"],
+        },
+    )
     add(
         f"{ps}.payload.passenger_ref.type",
         passenger,
@@ -196,19 +207,22 @@ def _field_cases(marker: str) -> list[Case]:
 
     # position_report payload
     pr = "position"
-    for name, bad in (
-        ("tail_number", f"CC-BGA {marker}"),
-        ("latitude", v["passport"]),
-        ("longitude", v["bare"]),
-        ("altitude_ft", v["inside"]),
-        ("ground_speed_kt", v["passport"]),
-        ("heading_deg", v["bare"]),
-        ("carrier", v["inside"]),
-        ("flight_number", v["passport"]),
-        ("flight_date", v["bare"]),
-        ("origin", v["passport"]),
-    ):
-        add(f"{pr}.payload.{name}", position, (f"payload/{name}",), payload={name: bad})
+    add_payload(
+        pr,
+        position,
+        {
+            "tail_number": f"CC-BGA {marker}",
+            "latitude": v["passport"],
+            "longitude": v["bare"],
+            "altitude_ft": v["inside"],
+            "ground_speed_kt": v["passport"],
+            "heading_deg": v["bare"],
+            "carrier": v["inside"],
+            "flight_number": v["passport"],
+            "flight_date": v["bare"],
+            "origin": v["passport"],
+        },
+    )
     for name, bad in (("latitude", 123), ("longitude", -181), ("heading_deg", 360)):
         add(
             f"{pr}.payload.{name}.range",

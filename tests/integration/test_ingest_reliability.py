@@ -7,6 +7,7 @@ every published message exactly once.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import shutil
@@ -28,7 +29,7 @@ from latam_dagster.contracts import validate_body
 from latam_dagster.ingest.drain import DrainInterrupted
 from latam_dagster.ingest.topology import Topology, declare_topology, delete_topology
 from latam_dagster.ingest.writer import RawWriter, Rejected, Valid
-from tests.conftest import _admin_exec, _db_url, drop_database, query
+from tests.conftest import ROOT, _admin_exec, _db_url, drop_database, query
 from tests.integration.ingest_helpers import (
     BAD_CASES_BY_ID,
     RAW_TABLES,
@@ -47,8 +48,6 @@ from tests.integration.ingest_helpers import (
 )
 
 pytestmark = pytest.mark.integration
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def count(url: str, table: str = "raw.flight_events") -> int:
@@ -113,10 +112,19 @@ def start_drain_process(
     args = [amqp_url, warehouse_url, topo.prefix, batch_size, prefetch]
     return subprocess.Popen(
         [sys.executable, "-c", script, *map(str, args), str(kill_self_after_commit_of_batch)],
-        cwd=REPO_ROOT,
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=log_path.open("wb"),
         text=True,
+    )
+
+
+@pytest.fixture
+def drain_process(amqp_url, warehouse_url, topology, tmp_path):
+    """`start_drain_process` on the test's broker, warehouse and topology, logging to
+    `drain.log` in the test's tmp_path."""
+    return functools.partial(
+        start_drain_process, amqp_url, warehouse_url, topology, log_path=tmp_path / "drain.log"
     )
 
 
@@ -176,21 +184,14 @@ def test_same_message_id_with_a_different_body_keeps_the_first(amqp_url, warehou
 
 
 def test_drain_killed_mid_batch_then_rerun_holds_every_message_once(
-    amqp_url, warehouse_url, topology, tmp_path
+    amqp_url, warehouse_url, topology, tmp_path, drain_process
 ):
     n = 20_000
     queue = topology.queue("flights")
     bodies, ids = flight_bodies(n)
     publish_bulk(amqp_url, topology, bodies, "flight.sabre", queue)
 
-    proc = start_drain_process(
-        amqp_url,
-        warehouse_url,
-        topology,
-        batch_size=500,
-        prefetch=1000,
-        log_path=tmp_path / "drain.log",
-    )
+    proc = drain_process(batch_size=500, prefetch=1000)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -227,7 +228,7 @@ def test_drain_killed_mid_batch_then_rerun_holds_every_message_once(
 
 
 def test_drain_killed_after_commit_before_ack_redelivers_harmlessly(
-    amqp_url, warehouse_url, topology, tmp_path
+    amqp_url, warehouse_url, topology, tmp_path, drain_process
 ):
     """The worst moment: the batch is committed but not acked. The broker redelivers it; the
     raw key and the quarantine's body-hash key make the second write a no-op."""
@@ -243,15 +244,7 @@ def test_drain_killed_after_commit_before_ack_redelivers_harmlessly(
         mixed.insert(i * len(mixed) // len(bad), body)
     publish_bulk(amqp_url, topology, mixed, "flight.sabre", queue)
 
-    proc = start_drain_process(
-        amqp_url,
-        warehouse_url,
-        topology,
-        batch_size=200,
-        prefetch=200,
-        kill_self_after_commit_of_batch=3,
-        log_path=tmp_path / "drain.log",
-    )
+    proc = drain_process(batch_size=200, prefetch=200, kill_self_after_commit_of_batch=3)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL, (out, (tmp_path / "drain.log").read_text())
     line = next(x for x in out.splitlines() if x.startswith("KILLED-AFTER-COMMIT"))

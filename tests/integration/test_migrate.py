@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -15,12 +13,11 @@ from latam_dagster import db
 from latam_dagster.assets.reference import reference_assets
 from latam_dagster.cli import main
 from latam_dagster.resources import WarehouseResource
-from tests.conftest import query
+from tests.conftest import LATAM, query
 from tests.integration.test_drain_check_selection import _drain_job, _flights
 
 pytestmark = pytest.mark.integration
 
-LATAM = str(Path(sys.executable).parent / "latam")
 NEEDED = f"{db.code_version():04d}"
 OLD = f"{db.load_migrations()[-2].version:04d}"
 OLD_MESSAGE = f"warehouse at version {OLD}, this code needs {NEEDED}: run `latam migrate`"

@@ -98,7 +98,7 @@ def test_api_requests_get_an_id_and_an_access_line(captured):
         return {"thing": thing}
 
     client = app.test_client()
-    response = client.get("/api/v1/things/a", headers={HEADER: "req-123"})
+    response = client.get("/api/v1/things/a?limit=5", headers={HEADER: "req-123"})
     assert response.headers[HEADER] == "req-123"
     fresh = client.get("/api/v1/things/b", headers={HEADER: "bad id with spaces"})
     assert fresh.headers[HEADER] != "bad id with spaces" and len(fresh.headers[HEADER]) == 32
@@ -109,4 +109,5 @@ def test_api_requests_get_an_id_and_an_access_line(captured):
     assert access[0]["request_id"] == "req-123"
     assert access[0]["route"] == "/api/v1/things/<thing>" and access[0]["status"] == 200
     assert access[0]["duration_ms"] >= 0
+    assert access[0]["query"] == "limit=5" and access[0]["api_key"] is None
     assert access[1]["request_id"] == fresh.headers[HEADER]

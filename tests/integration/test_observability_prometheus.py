@@ -13,6 +13,7 @@ import subprocess
 import threading
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,23 +101,28 @@ def prometheus_binary() -> str:
 
 
 @pytest.fixture
-def api_server(warehouse_url: str) -> Iterator[tuple[int, str]]:
-    """The REST API on a free loopback port, reading the test warehouse as the read-only role."""
+def api_server(warehouse_url: str) -> Iterator[tuple[int, str, int]]:
+    """The REST API on a free loopback port, reading the test warehouse as the read-only role,
+    and its metrics listener on another: (API port, key, metrics port)."""
     from api_service import create_app
     from api_service.config import READ_ONLY_ROLE, get_api_config, role_url
+    from api_service.metrics import metrics_of, serve_metrics
     from tests.integration.api_fixtures import new_api_key
 
     config = get_api_config(
         database_url=role_url(warehouse_url, READ_ONLY_ROLE),
         cursor_secret="test-cursor-secret",
         key_cache_seconds=0.0,
+        ratelimit_key_prefix=f"test-{uuid.uuid4().hex}",
     )
     app = create_app(config)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield port, new_api_key(warehouse_url)
+    metrics_server, _ = serve_metrics("127.0.0.1", metrics_port, metrics_of(app).registry)
+    yield port, new_api_key(warehouse_url), metrics_port
+    metrics_server.shutdown()
     server.shutdown()
     app.extensions["latam_api"].db.close()
 
@@ -136,7 +142,7 @@ def test_prometheus_scrapes_exporter_and_api(
     assert management_available(amqp_url), "run infra/ci/install-tools.sh (management plugin)"
     ensure_database(empty_db_url)
     storage = {"storage": {"postgres": {"postgres_url": normalize_pg_url(empty_db_url)}}}
-    api_port, api_key = api_server
+    api_port, api_key, api_metrics_port = api_server
     with instance_for_test(overrides=storage) as instance:
         exporter = Exporter(
             [
@@ -153,7 +159,7 @@ def test_prometheus_scrapes_exporter_and_api(
         exporter.start()
         prom_port = free_port()
         config = tmp_path / "prometheus.yml"
-        _prometheus_config(config, exporter_port, api_port)
+        _prometheus_config(config, exporter_port, api_metrics_port)
         prom = subprocess.Popen(
             [
                 prometheus_binary,

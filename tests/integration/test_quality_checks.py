@@ -36,11 +36,10 @@ from latam_dagster.quality.audit import REJECT_SHARE_CHECK
 from latam_dagster.quality.audit_checks import all_audit_check_keys
 from latam_dagster.quality.gx_checks import GX_SUITE_CHECK, asset_checks
 from latam_dagster.quality.gx_resource import GreatExpectationsResource
-from latam_dagster.quality.suites import all_suites
 from latam_dagster.resources import WarehouseResource
 from latam_dagster.sensors.mart_sensors import range_tags
 from latam_dagster.simulator.generator import generate
-from latam_dagster.transform import curated as curated_transform
+from latam_dagster.tables import REGISTRY, Table
 from latam_dagster.transform.airports import load_dim_airport
 from latam_dagster.transform.curated import TABLES, update_all
 from latam_dagster.transform.marts import refresh_pending
@@ -197,7 +196,7 @@ def test_clean_data_passes_every_check(warehouse_url, tmp_path):
 
     # Great Expectations validated every rule of every suite on the whole tables: an audited
     # table's `gx_suite` names each rule's verdict
-    suites = {s.asset_key_str: s for s in all_suites()}
+    suites = {s.asset_key_str: s for s in REGISTRY.suites()}
     for asset_key in AUDITED:
         verdicts = metadata(evals[(asset_key, GX_SUITE_CHECK)])["rules"]
         assert set(verdicts) == {r.name for r in suites[asset_key].rules}, asset_key
@@ -300,16 +299,16 @@ def _clone_staging_row(url: str, table: str, key_column: str, key: str, **values
 
 def _faulty_sql(monkeypatch, table: str, correct: str, faulty: str) -> None:
     """The curated SQL of `table` with one faulty line, for the runs of this test only."""
-    real = curated_transform.load_sql
+    real = Table.sql
 
-    def load(layer: str, name: str) -> str:
-        sql = real(layer, name)
-        if (layer, name) != ("curated", table):
+    def load(declared: Table) -> str:
+        sql = real(declared)
+        if declared.qualified != f"curated.{table}":
             return sql
         assert sql.count(correct) == 1, f"{correct!r} is not in {table}.sql once"
         return sql.replace(correct, faulty)
 
-    monkeypatch.setattr(curated_transform, "load_sql", load)
+    monkeypatch.setattr(Table, "sql", load)
 
 
 def inject_unknown_airport(url: str, _monkeypatch) -> Injected:

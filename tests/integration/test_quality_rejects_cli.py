@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -25,13 +23,12 @@ from latam_dagster.quality.rejects import (
 )
 from latam_dagster.transform.airports import load_dim_airport
 from latam_dagster.transform.curated import update_all
-from tests.conftest import RUN_ID, _admin_exec, _db_url, drop_database, query
+from tests.conftest import LATAM, RUN_ID, _admin_exec, _db_url, drop_database, query
 from tests.integration.ingest_helpers import make_flight_event
 from tests.transform_helpers import write_raw
 
 pytestmark = pytest.mark.integration
 
-LATAM = str(Path(sys.executable).parent / "latam")
 FACT = "curated.fact_flight"
 LOAD = "curated.flight_passenger_load"
 

@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from latam_dagster.cli.quality import quality
-from latam_dagster.quality import history, suites
+from latam_dagster.quality import history
+from latam_dagster.tables import REGISTRY
 from tests.conftest import query
 from tests.integration.test_quality_checks import gx_resource, load_clean
 
@@ -21,13 +22,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def quality_env(warehouse_url, tmp_path, monkeypatch):
+def quality_env(report_env):
     """A loaded warehouse, and the environment the CLI reads, pointing at it."""
-    load_clean(warehouse_url)
-    monkeypatch.setenv("LATAM_WAREHOUSE_URL", warehouse_url)
-    monkeypatch.setenv("LATAM_QUALITY_DIR", str(tmp_path / "quality"))
-    monkeypatch.setenv("LATAM_QUALITY_DOCS_DIR", str(tmp_path / "data_docs"))
-    return warehouse_url
+    load_clean(report_env)
+    return report_env
 
 
 def _break_seat_capacity(url: str) -> str:
@@ -42,10 +40,10 @@ def _break_seat_capacity(url: str) -> str:
 def test_report_lists_latest_results_failures_first(quality_env, tmp_path):
     url = quality_env
     gx = gx_resource(url, tmp_path)
-    gx.validate(suites.fact_flight, run_id="run-clean")
+    gx.validate(REGISTRY.suite("curated.fact_flight"), run_id="run-clean")
     key = _break_seat_capacity(url)
     # the whole suite, as the `gx_suite` check of curated/fact_flight validates it
-    gx.validate(suites.fact_flight, run_id="run-bad")
+    gx.validate(REGISTRY.suite("curated.fact_flight"), run_id="run-bad")
 
     runner = CliRunner()
     text = runner.invoke(quality, ["report"])
@@ -95,7 +93,9 @@ def test_validate_command_records_results_and_builds_data_docs(quality_env, tmp_
 def test_data_docs_keep_the_newest_results_per_suite(warehouse_url, tmp_path):
     load_clean(warehouse_url)
     gx = gx_resource(warehouse_url, tmp_path, docs_retention=2)
-    outcomes = [gx.validate(suites.dim_airport, run_id=f"run-{i}") for i in range(4)]
+    outcomes = [
+        gx.validate(REGISTRY.suite("curated.dim_airport"), run_id=f"run-{i}") for i in range(4)
+    ]
     docs = tmp_path / "data_docs"
     kept = [o.data_docs_page for o in outcomes[-2:]]
     dropped = [o.data_docs_page for o in outcomes[:2]]
@@ -116,9 +116,9 @@ def test_report_without_history_says_so(quality_env):
 def test_history_older_than_the_retention_is_dropped(warehouse_url, tmp_path):
     load_clean(warehouse_url)
     gx = gx_resource(warehouse_url, tmp_path, history_days=30, build_data_docs=False)
-    gx.validate(suites.dim_airport, run_id="old")
+    gx.validate(REGISTRY.suite("curated.dim_airport"), run_id="old")
     query(warehouse_url, "UPDATE quality.validation SET evaluated_at = now() - interval '31 days'")
-    gx.validate(suites.dim_airport, run_id="new")
+    gx.validate(REGISTRY.suite("curated.dim_airport"), run_id="new")
     runs = query(warehouse_url, "SELECT DISTINCT run_id FROM quality.check_evaluation")
     assert runs == [("new",)]
     assert query(warehouse_url, "SELECT run_id FROM quality.validation") == [("new",)]

@@ -8,20 +8,14 @@ import uuid
 from datetime import UTC, date, datetime
 
 import pytest
-from dagster import (
-    AssetKey,
-    AssetSelection,
-    DagsterInstance,
-    Definitions,
-    define_asset_job,
-    materialize,
-)
+from dagster import AssetKey, AssetSelection, DagsterInstance, Definitions, materialize
 
 from latam_dagster.assets.curated import curated_assets
-from latam_dagster.assets.marts import daily_partitions, mart_assets
+from latam_dagster.assets.marts import mart_assets
 from latam_dagster.assets.raw import raw_asset_key, raw_assets
 from latam_dagster.assets.reference import reference_assets
-from latam_dagster.quality.gx_checks import GX_SUITE_CHECK, asset_checks, mart_input_checks
+from latam_dagster.jobs import marts_job
+from latam_dagster.quality.gx_checks import GX_SUITE_CHECK, asset_checks
 from latam_dagster.resources import RabbitMQResource, WarehouseResource
 from latam_dagster.sensors.mart_sensors import range_tags
 from latam_dagster.transform.curated import update_all
@@ -100,29 +94,7 @@ def test_dates_changed_since_the_mart_refresh_are_not_compared(warehouse_url, tm
     load_clean(warehouse_url)
     day = _busiest_date(warehouse_url)
     # a new flight for that day reaches fact_flight; the mart has not been refreshed yet
-    (carrier, origin, destination) = query(
-        warehouse_url,
-        """SELECT carrier, origin, destination FROM curated.fact_flight
-           WHERE flight_date = %s LIMIT 1""",
-        (day,),
-    )[0]
-    event = {
-        "message_id": str(uuid.uuid4()),
-        "schema_version": 1,
-        "event_type": "flight_status",
-        "event_time": datetime.now(UTC).isoformat(),
-        "source_system": "ops_control",
-        "payload": {
-            "carrier": carrier,
-            "flight_number": 9999,
-            "flight_date": day.isoformat(),
-            "origin": origin,
-            "destination": destination,
-            "status": "scheduled",
-        },
-    }
-    write_raw(warehouse_url, [event])
-    update_all(warehouse_url)
+    _status_event(warehouse_url, day, flight_number=9999, status="scheduled")
 
     result = run_checks(
         warehouse_url, tmp_path, mart_assets, [ROUTES], tags={"dagster/partition": str(day)}
@@ -165,9 +137,9 @@ def test_quarantine_rate_above_threshold_warns_without_blocking(
     assert evals[("raw/position_reports", "quarantine_rate")].passed
 
 
-def _late_event(url: str, day: date, **payload) -> None:
-    """A late status event for one of `day`'s flights, through raw and the curated update: the
-    date's mart partitions are pending afterwards."""
+def _status_event(url: str, day: date, **payload) -> None:
+    """A status event on the route of one of `day`'s flights (that flight's, unless `payload`
+    says otherwise), written to raw and through the curated update."""
     (carrier, number, origin, destination) = query(
         url,
         """SELECT carrier, flight_number, origin, destination FROM curated.fact_flight
@@ -192,16 +164,17 @@ def _late_event(url: str, day: date, **payload) -> None:
     }
     write_raw(url, [event])
     update_all(url)
+
+
+def _late_event(url: str, day: date, **payload) -> None:
+    """A late status event for one of `day`'s flights: the date's mart partitions are pending
+    afterwards."""
+    _status_event(url, day, **payload)
     assert day in pending_dates_at(url)
 
 
 def _run_marts_job(url: str, tmp_path, day: date):
-    """The marts job as the platform defines it (marts and their input checks) over `day`."""
-    marts_job = define_asset_job(
-        "marts_job",
-        selection=AssetSelection.groups("marts") | mart_input_checks(),
-        partitions_def=daily_partitions,
-    )
+    """The platform's marts job (the marts and their input checks) over `day`."""
     defs = Definitions(
         assets=[*reference_assets, *curated_assets, *mart_assets],
         asset_checks=asset_checks,

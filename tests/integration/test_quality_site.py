@@ -59,7 +59,7 @@ def build_quality_world(owner_url: str, quality_dir: Path) -> QualityWorld:
     """A warehouse with a real validation (and its Data Docs) plus some days of quality history
     inserted directly. Also used by the browser test."""
     from latam_dagster.quality.gx_resource import GreatExpectationsResource
-    from latam_dagster.quality.suites import suite_by_name
+    from latam_dagster.tables import REGISTRY
     from latam_dagster.transform.airports import load_dim_airport
 
     load_dim_airport(owner_url)
@@ -67,7 +67,7 @@ def build_quality_world(owner_url: str, quality_dir: Path) -> QualityWorld:
     gx = GreatExpectationsResource(
         warehouse_url=owner_url, quality_dir=str(quality_dir), data_docs_dir=str(docs)
     )
-    gx.validate(suite_by_name("curated.dim_airport"), run_id="qs-real-validation")
+    gx.validate(REGISTRY.suite("curated.dim_airport"), run_id="qs-real-validation")
     world = QualityWorld(owner_url, docs)
     now = datetime.now(UTC)
     with connection(owner_url) as conn, conn.cursor() as cur:

@@ -7,19 +7,16 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.conftest import query
+from tests.conftest import LATAM, query
 from tests.integration.ingest_helpers import make_flight_event
 
 pytestmark = pytest.mark.integration
 
-LATAM = str(Path(sys.executable).parent / "latam")
 UNSAFE_BYTES = (b"\x00", b"\x07", b"\x1b", b"\x9b", b"\xc2\x9b")
 
 

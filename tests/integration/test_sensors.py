@@ -26,13 +26,12 @@ from dagster import (
     op,
 )
 
-from latam_dagster.ingest.publish import Publisher
 from latam_dagster.jobs import DRAIN_JOB_NAME
 from latam_dagster.quality.audit_checks import all_audit_check_keys
 from latam_dagster.resources import RabbitMQResource
 from latam_dagster.sensors import queue_sensors
 from latam_dagster.sensors.queue_sensors import DRAIN_STEP, checks_due, queue_sensor
-from tests.integration.ingest_helpers import wait_until
+from tests.integration.ingest_helpers import publish_many, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +47,11 @@ def _evaluate(instance, amqp_url, topology, definitions=None):
     return queue_sensor(ctx)
 
 
+def _publish(amqp_url, topology, *routing_keys: str) -> None:
+    """One message waiting per routing key given."""
+    publish_many(amqp_url, topology, [(b"{}", routing_key) for routing_key in routing_keys])
+
+
 def _drain_running(instance, status=DagsterRunStatus.STARTED) -> str:
     return instance.add_run(DagsterRun(job_name=DRAIN_JOB_NAME, status=status)).run_id
 
@@ -61,9 +65,7 @@ def test_empty_queue_skips(amqp_url, topology):
 
 
 def test_waiting_messages_request_a_keyed_drain_run(amqp_url, topology):
-    with Publisher(amqp_url, topology, declare_topology=False) as pub:
-        for _ in range(3):
-            pub.publish_body(b"{}", "flight.test")
+    _publish(amqp_url, topology, "flight.test", "flight.test", "flight.test")
     with instance_for_test() as instance:
         result = _evaluate(instance, amqp_url, topology)
     assert isinstance(result, RunRequest)
@@ -74,10 +76,7 @@ def test_waiting_messages_request_a_keyed_drain_run(amqp_url, topology):
 
 
 def test_one_run_drains_every_queue_with_messages(amqp_url, topology):
-    with Publisher(amqp_url, topology, declare_topology=False) as pub:
-        pub.publish_body(b"{}", "flight.test")
-        pub.publish_body(b"{}", "position.test")
-        pub.publish_body(b"{}", "position.test")
+    _publish(amqp_url, topology, "flight.test", "position.test", "position.test")
     with instance_for_test() as instance:
         result = _evaluate(instance, amqp_url, topology)
     assert isinstance(result, RunRequest)
@@ -88,8 +87,7 @@ def test_one_run_drains_every_queue_with_messages(amqp_url, topology):
 
 def test_a_second_drain_starts_up_while_one_runs_but_no_third(amqp_url, topology, monkeypatch):
     monkeypatch.setenv("LATAM_DRAIN_RUNS", "2")
-    with Publisher(amqp_url, topology, declare_topology=False) as pub:
-        pub.publish_body(b"{}", "flight.test")
+    _publish(amqp_url, topology, "flight.test")
     with instance_for_test() as instance:
         _drain_running(instance)
         assert isinstance(_evaluate(instance, amqp_url, topology), RunRequest)
@@ -105,8 +103,7 @@ def test_a_second_drain_starts_up_while_one_runs_but_no_third(amqp_url, topology
 
 def test_one_drain_run_at_a_time_when_configured(amqp_url, topology, monkeypatch):
     monkeypatch.setenv("LATAM_DRAIN_RUNS", "1")
-    with Publisher(amqp_url, topology, declare_topology=False) as pub:
-        pub.publish_body(b"{}", "flight.test")
+    _publish(amqp_url, topology, "flight.test")
     with instance_for_test() as instance:
         _drain_running(instance)
         result = _evaluate(instance, amqp_url, topology)
@@ -117,8 +114,7 @@ def test_one_drain_run_at_a_time_when_configured(amqp_url, topology, monkeypatch
 def test_runs_that_have_drained_do_not_hold_back_the_next_drain(amqp_url, topology, monkeypatch):
     """A run still updating curated tables or running checks is not waiting to drain."""
     monkeypatch.setenv("LATAM_DRAIN_RUNS", "1")
-    with Publisher(amqp_url, topology, declare_topology=False) as pub:
-        pub.publish_body(b"{}", "flight.test")
+    _publish(amqp_url, topology, "flight.test")
     drain, curated_started, finish = threading.Event(), threading.Event(), threading.Event()
 
     # a real drain run, held at its drain step and then at its curated step
@@ -205,8 +201,7 @@ def test_drain_run_request_carries_its_audit_always_and_gx_checks_only_when_due(
     from latam_dagster.definitions import defs
 
     monkeypatch.setenv("LATAM_DRAIN_CHECK_INTERVAL_SECONDS", "3600")
-    with Publisher(amqp_url, topology, declare_topology=False) as pub:
-        pub.publish_body(b"{}", "flight.test")
+    _publish(amqp_url, topology, "flight.test")
     with instance_for_test() as instance:
         first = _evaluate(instance, amqp_url, topology, definitions=defs)
         assert isinstance(first, RunRequest)

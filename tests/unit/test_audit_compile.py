@@ -14,7 +14,7 @@ import pytest
 from latam_dagster.db import load_migrations
 from latam_dagster.quality import audit
 from latam_dagster.quality.audit import AuditedTable
-from latam_dagster.quality.rules import ROW, TABLE
+from latam_dagster.tables.rules import ROW, TABLE
 from latam_dagster.transform.curated import TABLES
 from tests import reference_impl
 

@@ -17,7 +17,7 @@ from latam_dagster.contracts import (
     validate_body,
     validate_event,
 )
-from latam_dagster.contracts.validator import MAX_REASON_CHARS
+from latam_dagster.contracts.validator import ENVELOPE_FIELDS, MAX_REASON_CHARS
 from tests.integration.ingest_helpers import (
     BAD_CASES,
     DROP,
@@ -28,18 +28,13 @@ from tests.integration.ingest_helpers import (
     make_passenger_event,
     make_position_event,
 )
+from tests.reference_impl import FLIGHT_FIELDS
 
 LIMIT = 1024 * 1024  # the default LATAM_MAX_MESSAGE_BYTES
 
 OPTIONAL_FIELDS = {
-    "flight_status": (
-        "scheduled_departure",
-        "scheduled_arrival",
-        "actual_departure",
-        "actual_arrival",
-        "tail_number",
-        "seat_capacity",
-    ),
+    # a flight's optional fields are the ones the reference keeps the latest known value of
+    "flight_status": FLIGHT_FIELDS,
     "passenger_event": ("cabin", "fare_amount", "currency"),
     "position_report": (
         "altitude_ft",
@@ -267,14 +262,7 @@ def test_schema_is_valid_draft7(event_type):
     assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
     jsonschema.Draft7Validator.check_schema(schema)
     assert schema["properties"]["event_type"]["const"] == event_type
-    assert set(schema["required"]) == {
-        "message_id",
-        "schema_version",
-        "event_type",
-        "event_time",
-        "source_system",
-        "payload",
-    }
+    assert set(schema["required"]) == set(ENVELOPE_FIELDS)
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)

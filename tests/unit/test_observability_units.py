@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from latam_dagster.observability.broker import HeadAgeEstimator
+from latam_dagster.observability.broker import HeadAgeEstimator, ManagementClient
 from latam_dagster.observability.config import (
     get_exporter_config,
     management_url_from_amqp,
@@ -104,3 +104,9 @@ def test_exporter_settings_from_the_environment(monkeypatch):
     config = get_exporter_config()
     assert config.port == 9999 and config.management_url is None
     assert get_exporter_config(interval_seconds=2.0).interval_seconds == 2.0
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/", "127.0.0.1:15672"])
+def test_the_management_client_takes_only_http_urls(url: str) -> None:
+    with pytest.raises(ValueError, match="must be http"):
+        ManagementClient(url)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from latam_dagster.cli.quality_report import render_text
 from latam_dagster.quality.failing_rows import Relation, failing_rows_sql
 from latam_dagster.quality.outcome import ExpectationOutcome, RuleOutcome, jsonable
-from latam_dagster.quality.rules import Rule, gxe
+from latam_dagster.tables.rules import Rule, gxe
 
 KEYS = ("flight_key",)
 TABLE = Relation("curated.fact_flight")

@@ -10,8 +10,8 @@ import pytest
 
 from latam_dagster.assets.curated import curated_assets
 from latam_dagster.quality.gx_checks import asset_checks, run_scope
-from latam_dagster.quality.rules import Expect, Scope, gxe
-from latam_dagster.quality.suites import all_suites, fact_flight, route_daily_performance
+from latam_dagster.tables import REGISTRY
+from latam_dagster.tables.rules import Expect, Scope, gxe
 from latam_dagster.transform.curated import TABLES
 
 CRITICAL = {
@@ -44,7 +44,7 @@ def test_every_expectation_is_a_valid_gx_expectation():
     from latam_dagster.quality.gx_expectations import CUSTOM_EXPECTATIONS
 
     classes = {**vars(gx_expectations), **CUSTOM_EXPECTATIONS}
-    for suite in all_suites():
+    for suite in REGISTRY.suites():
         for rule in suite.rules:
             for expect in rule.expectations:
                 cls = classes[expect.kind]
@@ -61,11 +61,13 @@ def test_checks_cover_every_rule_with_the_promised_severity():
         (s.asset_key.to_user_string(), s.name): s for a in curated_assets for s in a.check_specs
     }
     audited = {t.audit.suite.name for t in TABLES.values() if t.audit}
-    rules = {(s.asset_key_str, r.name): r for s in all_suites() for r in s.rules}
-    expected_gx = {k for s in all_suites() if s.name not in audited for k in _keys(s)}
-    expected_gx |= {(s.asset_key_str, "gx_suite") for s in all_suites() if s.name in audited}
-    expected_audit = {k for s in all_suites() if s.name in audited for k in _keys(s)}
-    expected_audit |= {(s.asset_key_str, "reject_share") for s in all_suites() if s.name in audited}
+    rules = {(s.asset_key_str, r.name): r for s in REGISTRY.suites() for r in s.rules}
+    expected_gx = {k for s in REGISTRY.suites() if s.name not in audited for k in _keys(s)}
+    expected_gx |= {(s.asset_key_str, "gx_suite") for s in REGISTRY.suites() if s.name in audited}
+    expected_audit = {k for s in REGISTRY.suites() if s.name in audited for k in _keys(s)}
+    expected_audit |= {
+        (s.asset_key_str, "reject_share") for s in REGISTRY.suites() if s.name in audited
+    }
     assert set(gx_specs) == expected_gx
     assert set(audit_specs) == expected_audit
     for key, spec in gx_specs.items():
@@ -125,9 +127,9 @@ def test_gxe_builds_plain_specs():
 
 
 def test_suite_lookup_and_rule_lookup():
-    assert fact_flight.rule("flight_keys_unique").blocking
+    assert REGISTRY.suite("curated.fact_flight").rule("flight_keys_unique").blocking
     with pytest.raises(KeyError):
-        fact_flight.rule("nope")
+        REGISTRY.suite("curated.fact_flight").rule("nope")
 
 
 @pytest.mark.parametrize(
@@ -146,8 +148,10 @@ def test_suite_lookup_and_rule_lookup():
     ],
 )
 def test_mart_checks_follow_the_run_partitions(tags, label):
-    assert run_scope(tags, route_daily_performance).label == label
-    assert run_scope(tags, fact_flight).label is None  # unpartitioned tables: whole table
+    assert run_scope(tags, REGISTRY.suite("marts.route_daily_performance")).label == label
+    assert (
+        run_scope(tags, REGISTRY.suite("curated.fact_flight")).label is None
+    )  # unpartitioned tables: whole table
 
 
 def test_scope_round_trip_and_predicate():

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from latam_dagster.quality.suites import AIRPORT_CODE
+from latam_dagster.tables.limits import AIRPORT_CODE
 from tests import reference_impl
 
 KEY = {"carrier": "LA", "flight_number": 800, "flight_date": "2026-11-27", "origin": "SCL"}

@@ -28,3 +28,7 @@ FROM raw.flight_events AS e;
 
 COMMENT ON VIEW curated.flight_event_history IS
     'Ordered status events of each flight (no personal data); filter on flight_key.';
+
+-- The REST API serves it; its role reads nothing else of raw. The view belongs to the role that
+-- defines it (the pipeline's, migration 0033), which grants it.
+GRANT SELECT ON curated.flight_event_history TO latam_api_reader;

@@ -2,8 +2,10 @@
 --
 -- passenger_ref is personal data and never leaves the raw layer: a passenger is identified here by
 -- hmac-sha256(passenger_ref, secret), the secret being the setting LATAM_PII_HASH_KEY, which the
--- run passes to its transaction as `latam.pii_hash_key`. The hash is stable, so a passenger can be
--- followed across flights without anyone learning who they are.
+-- run's session receives when it connects (never in a statement) and `curated.pii_hash_key()`
+-- returns once it has checked the key against the fingerprint the warehouse recorded on first
+-- use. The hash is stable, so a passenger can be followed across flights without anyone learning
+-- who they are.
 --
 -- action comes from the latest event (by event_time, then message_id); cabin, fare_amount and
 -- currency from the latest event that carries each of them.
@@ -40,7 +42,7 @@ passengers AS (
     GROUP BY flight_key, passenger_ref
 )
 SELECT p.flight_key,
-       encode(hmac(p.passenger_ref, current_setting('latam.pii_hash_key'), 'sha256'), 'hex'),
+       encode(hmac(p.passenger_ref, (SELECT curated.pii_hash_key()), 'sha256'), 'hex'),
        p.carrier, p.flight_number, p.flight_date, p.origin,
        p.action, p.cabin, round(p.fare_amount, 2), p.currency, p.last_event_time, p.event_count,
        now(), pg_current_xact_id()

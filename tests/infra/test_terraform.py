@@ -1,0 +1,255 @@
+"""The Terraform of infra/terraform, read with python-hcl2 (no provider, no network): the
+properties the platform's data depends on hold in every module and environment.
+
+- Cloud SQL: deletion protection (API and Terraform), backups with point-in-time recovery, a read
+  replica, private IP only (ipv4_enabled false, no authorized networks), TLS required, CMEK;
+  production REGIONAL.
+- Every store is encrypted with a customer-managed key: Cloud SQL, GCS, GKE secrets and boot
+  disks, Secret Manager, Memorystore.
+- GKE: private nodes, Workload Identity, shielded nodes, no 0.0.0.0/0 on the control plane.
+- Buckets: versioning, uniform access, public access prevention.
+- No secret values: no secret versions, no passwords, no keys, no 0.0.0.0/0 anywhere.
+- Each environment keeps its state in its own GCS bucket.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+hcl2 = pytest.importorskip("hcl2")
+
+ROOT = Path(__file__).resolve().parents[2] / "infra" / "terraform"
+MODULES = ROOT / "modules"
+ENVIRONMENTS = ("staging", "production")
+
+
+def unq(value: Any) -> Any:
+    """python-hcl2 keeps the quotes of string literals: drop them."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def load(path: Path) -> dict[str, Any]:
+    with path.open() as f:
+        return hcl2.load(f)
+
+
+def resources(module: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(type, name) -> body of every resource of a module."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for tf in sorted((MODULES / module).glob("*.tf")):
+        for block in load(tf).get("resource", []):
+            for rtype, named in block.items():
+                for name, body in named.items():
+                    found[(unq(rtype), unq(name))] = body
+    return found
+
+
+def one(body: dict[str, Any], key: str) -> dict[str, Any]:
+    """The single nested block `key` of a resource body."""
+    blocks = body.get(key)
+    assert isinstance(blocks, list) and len(blocks) == 1, f"expected one {key} block"
+    return blocks[0]
+
+
+def tfvars(env: str) -> dict[str, Any]:
+    return {k: unq(v) for k, v in load(ROOT / "environments" / env / "terraform.tfvars").items()}
+
+
+def all_tf_text() -> str:
+    return "\n".join(
+        p.read_text() for p in sorted(ROOT.rglob("*.tf*")) if ".terraform" not in p.parts
+    )
+
+
+# --- Cloud SQL --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sql() -> dict[tuple[str, str], dict[str, Any]]:
+    return resources("cloudsql")
+
+
+@pytest.mark.parametrize("name", ["primary", "replica"])
+def test_cloud_sql_has_deletion_protection_everywhere(sql, name):
+    body = sql[("google_sql_database_instance", name)]
+    assert body["deletion_protection"] is True
+    assert one(body, "settings")["deletion_protection_enabled"] is True
+    assert one(body, "lifecycle")["prevent_destroy"] is True
+
+
+def test_cloud_sql_backups_and_point_in_time_recovery_are_on(sql):
+    settings = one(sql[("google_sql_database_instance", "primary")], "settings")
+    backup = one(settings, "backup_configuration")
+    assert backup["enabled"] is True
+    assert backup["point_in_time_recovery_enabled"] is True
+    assert backup["transaction_log_retention_days"] >= 7
+    assert one(backup, "backup_retention_settings")["retained_backups"]
+
+
+@pytest.mark.parametrize("name", ["primary", "replica"])
+def test_cloud_sql_is_private_and_requires_tls(sql, name):
+    ip = one(one(sql[("google_sql_database_instance", name)], "settings"), "ip_configuration")
+    assert ip["ipv4_enabled"] is False
+    assert ip["private_network"] == "${var.network_id}"
+    assert "authorized_networks" not in ip
+    assert unq(ip["ssl_mode"]) in ("ENCRYPTED_ONLY", "TRUSTED_CLIENT_CERTIFICATE_REQUIRED")
+
+
+def test_cloud_sql_has_a_read_replica_of_the_primary(sql):
+    replica = sql[("google_sql_database_instance", "replica")]
+    assert replica["master_instance_name"] == "${google_sql_database_instance.primary.name}"
+    assert one(replica, "replica_configuration")["failover_target"] is False
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_environments_set_availability_and_production_is_regional(env):
+    values = tfvars(env)
+    assert values["sql_availability_type"] in ("REGIONAL", "ZONAL")
+    if env == "production":
+        assert values["sql_availability_type"] == "REGIONAL"
+        assert values["sql_retained_backups"] >= 30
+
+
+# --- CMEK on every store -----------------------------------------------------------------------
+
+
+def test_every_store_is_encrypted_with_a_customer_managed_key():
+    sql = resources("cloudsql")
+    for name in ("primary", "replica"):
+        assert (
+            sql[("google_sql_database_instance", name)]["encryption_key_name"]
+            == "${var.kms_key_id}"
+        )
+
+    bucket = resources("storage")[("google_storage_bucket", "buckets")]
+    assert one(bucket, "encryption")["default_kms_key_name"] == "${var.kms_key_id}"
+
+    gke = resources("gke")
+    db_enc = one(gke[("google_container_cluster", "cluster")], "database_encryption")
+    assert unq(db_enc["state"]) == "ENCRYPTED" and db_enc["key_name"] == "${var.kms_key_id}"
+    pool = one(gke[("google_container_node_pool", "platform")], "node_config")
+    assert pool["boot_disk_kms_key"] == "${var.kms_key_id}"
+
+    secret = resources("secrets")[("google_secret_manager_secret", "secrets")]
+    replicas = one(one(one(secret, "replication"), "user_managed"), "replicas")
+    assert one(replicas, "customer_managed_encryption")["kms_key_name"] == "${var.kms_key_id}"
+
+    redis = resources("redis")[("google_redis_instance", "cache")]
+    assert redis["customer_managed_key"] == "${var.kms_key_id}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_environment_hands_each_store_its_own_key(env):
+    modules = {
+        unq(name): body
+        for block in load(ROOT / "environments" / env / "main.tf")["module"]
+        for name, body in block.items()
+    }
+    expected = {
+        "cloudsql": "cloudsql",
+        "storage": "storage",
+        "gke": "gke",
+        "secrets": "secrets",
+        "redis": "redis",
+    }
+    for module, key in expected.items():
+        assert modules[module]["kms_key_id"] == f'${{module.kms.key_ids["{key}"]}}', module
+
+
+def test_keys_rotate_and_cannot_be_destroyed():
+    key = resources("kms")[("google_kms_crypto_key", "keys")]
+    assert key["rotation_period"] == "${var.rotation_period}"
+    assert one(key, "lifecycle")["prevent_destroy"] is True
+    variables = {
+        unq(k): v for b in load(MODULES / "kms" / "variables.tf")["variable"] for k, v in b.items()
+    }
+    seconds = int(unq(variables["rotation_period"]["default"]).rstrip("s"))
+    assert seconds <= 90 * 24 * 3600
+
+
+# --- GKE, network, buckets ---------------------------------------------------------------------
+
+
+def test_gke_has_private_nodes_workload_identity_and_shielded_nodes():
+    gke = resources("gke")
+    cluster = gke[("google_container_cluster", "cluster")]
+    assert one(cluster, "private_cluster_config")["enable_private_nodes"] is True
+    pool = unq(one(cluster, "workload_identity_config")["workload_pool"])
+    assert pool == "${var.project_id}.svc.id.goog"
+    assert cluster["enable_shielded_nodes"] is True
+    assert cluster["deletion_protection"] is True
+    assert (
+        one(one(cluster, "master_auth"), "client_certificate_config")["issue_client_certificate"]
+        is False
+    )
+    node = one(gke[("google_container_node_pool", "platform")], "node_config")
+    assert one(node, "workload_metadata_config")["mode"] == '"GKE_METADATA"'
+    shielded = one(node, "shielded_instance_config")
+    assert (
+        shielded["enable_secure_boot"] is True and shielded["enable_integrity_monitoring"] is True
+    )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_no_control_plane_or_database_is_open_to_the_internet(env):
+    for network in tfvars(env)["master_authorized_networks"]:
+        assert unq(network["cidr_block"]) != "0.0.0.0/0"
+    # no value anywhere is 0.0.0.0/0 (the validation that refuses it compares with `!=`)
+    for line in all_tf_text().splitlines():
+        code = line.split("#", 1)[0]
+        if '"0.0.0.0/0"' in code:
+            assert "!=" in code, line
+
+
+def test_network_has_private_subnets_and_cloud_nat():
+    net = resources("network")
+    assert net[("google_compute_subnetwork", "nodes")]["private_ip_google_access"] is True
+    nat = net[("google_compute_router_nat", "nat")]
+    assert unq(nat["source_subnetwork_ip_ranges_to_nat"]) == "LIST_OF_SUBNETWORKS"
+    assert (
+        unq(net[("google_compute_global_address", "private_services")]["purpose"]) == "VPC_PEERING"
+    )
+
+
+def test_buckets_are_versioned_uniform_and_never_public():
+    bucket = resources("storage")[("google_storage_bucket", "buckets")]
+    assert one(bucket, "versioning")["enabled"] is True
+    assert bucket["uniform_bucket_level_access"] is True
+    assert unq(bucket["public_access_prevention"]) == "enforced"
+    assert bucket["force_destroy"] is False
+
+
+# --- no secret values, remote state --------------------------------------------------------------
+
+
+SECRET_VALUE_RESOURCES = (
+    "google_secret_manager_secret_version",
+    "google_sql_user",
+    "google_service_account_key",
+    "random_password",
+    "tls_private_key",
+)
+
+
+def test_no_secret_values_in_the_code():
+    text = all_tf_text()
+    for rtype in SECRET_VALUE_RESOURCES:
+        assert f'resource "{rtype}"' not in text, rtype
+    for attribute in ("password", "secret_data", "private_key", "auth_string"):
+        assert not re.search(rf"^\s*{attribute}\s*=", text, re.M), attribute
+    # nothing that looks like a key or a credential
+    assert not re.search(r"-----BEGIN|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35}", text)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_environment_keeps_its_state_in_its_own_gcs_bucket(env):
+    terraform = load(ROOT / "environments" / env / "backend.tf")["terraform"][0]
+    gcs = terraform["backend"][0]['"gcs"']
+    assert unq(gcs["bucket"]).endswith(env)
+    assert unq(gcs["prefix"])

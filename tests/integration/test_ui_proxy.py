@@ -1,0 +1,293 @@
+"""The Dagster UI behind its authenticating proxy, with every piece real: nginx started from the
+configuration `latam demo` renders, users made with `latam ui-user`, a read-only and a full
+`dagster-webserver` started as the demo starts them (on loopback ports), a Dagster instance and
+warehouse of the test's own, and a throwaway certificate authority for HTTPS.
+
+- no credentials, a wrong password or an unknown user: 401, whatever the path;
+- an analyst reaches the read-only webserver: the launch mutation is refused there;
+- an operator reaches the full webserver: the same mutation launches a run;
+- the webservers listen on 127.0.0.1 only; nginx is the one way in;
+- users and roles change without granting more than the htpasswd files say;
+- WebSocket upgrades (the UI's live updates) pass the proxy, for authenticated users only;
+- HTTPS at the proxy: a client that trusts the test's CA gets the UI, one that does not refuses
+  the connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import ipaddress
+import os
+import socket
+import ssl
+import urllib.error
+from pathlib import Path
+
+import pytest
+from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+
+from tests.integration.observability_support import free_port
+from tests.integration.ui_support import (
+    Ui,
+    addresses_of,
+    basic,
+    graphql,
+    http,
+    non_loopback_address,
+    proxied_ui,
+    proxy_config,
+    reload_nginx,
+    start_nginx,
+    stop,
+    ui_user,
+)
+
+pytestmark = pytest.mark.integration
+ANALYST = ("ana", "analyst-password-1")
+OPERATOR = ("otto", "operator-password-1")
+REALM = 'Basic realm="LATAM Dagster UI"'
+
+
+@pytest.fixture(scope="module")
+def ui(template_db, amqp_url, tmp_path_factory):
+    home = tmp_path_factory.mktemp("ui_proxy_home")
+    with proxied_ui(
+        template_db, amqp_url, home, [(*ANALYST, "analyst"), (*OPERATOR, "operator")]
+    ) as u:
+        yield u
+
+
+def _client(ui: Ui, user: tuple[str, str]) -> DagsterGraphQLClient:
+    return DagsterGraphQLClient("127.0.0.1", port_number=ui.port, headers=basic(*user))
+
+
+def _may_launch(ui: Ui, user: tuple[str, str]) -> bool:
+    """What the webserver this user reaches says of launching runs."""
+    data = graphql(ui.url, "{ permissions { permission value } }", headers=basic(*user))
+    return {p["permission"]: p["value"] for p in data["permissions"]}["launch_pipeline_execution"]
+
+
+def _runs(ui: Ui) -> list[str]:
+    # straight to the full webserver, on loopback, as the test's own observer
+    data = graphql(
+        f"http://127.0.0.1:{ui.full_port}",
+        "{ runsOrError { ... on Runs { results { runId } } } }",
+    )
+    return [r["runId"] for r in data["runsOrError"]["results"]]
+
+
+def test_without_valid_credentials_the_proxy_answers_401(ui: Ui):
+    attempts = {
+        "none": {},
+        "wrong password": basic(ANALYST[0], "not-the-password"),
+        "unknown user": basic("mallory", ANALYST[1]),
+        "another user's password": basic(OPERATOR[0], ANALYST[1]),
+        "not basic": {"Authorization": "Bearer " + base64.b64encode(b"x").decode()},
+    }
+    for what, headers in attempts.items():
+        for path in ("/", "/server_info", "/graphql", "/assets/curated/fact_flight"):
+            status, answer, body = http(ui.url + path, headers=headers)
+            assert status == 401, (what, path, status)
+            assert answer.get("WWW-Authenticate") == REALM, (what, path, answer)
+            assert b"dagster" not in body.lower(), (what, path)
+    # nor does a launch get through
+    runs = _runs(ui)
+    status, _, _ = http(ui.url + "/graphql", body={"query": "mutation { terminateRuns }"})
+    assert status == 401
+    assert _runs(ui) == runs
+
+
+def test_an_analyst_gets_the_read_only_ui(ui: Ui):
+    status, _, page = http(ui.url + "/", headers=basic(*ANALYST))
+    assert status == 200 and b">Dagster</title>" in page
+    assert not _may_launch(ui, ANALYST)
+    runs = _runs(ui)
+    with pytest.raises(DagsterGraphQLClientError) as refused:
+        _client(ui, ANALYST).submit_job_execution("drain_job")
+    assert refused.value.args[0] == "UnauthorizedError", refused.value
+    assert _runs(ui) == runs
+
+
+def test_an_operator_gets_the_full_ui(ui: Ui):
+    status, _, page = http(ui.url + "/", headers=basic(*OPERATOR))
+    assert status == 200 and b">Dagster</title>" in page
+    assert _may_launch(ui, OPERATOR)
+    run_id = _client(ui, OPERATOR).submit_job_execution("drain_job")
+    assert run_id in _runs(ui)  # queued for a daemon this test does not run
+
+
+def test_the_webservers_listen_on_loopback_only(ui: Ui):
+    assert addresses_of(ui.full_port) == {"127.0.0.1"}
+    assert addresses_of(ui.read_only_port) == {"127.0.0.1"}
+    assert addresses_of(ui.port) == {"127.0.0.1"}  # LATAM_UI_HOST, here loopback as well
+    other = non_loopback_address()
+    if other is not None:  # this machine has another address: nothing answers there
+        for port in (ui.full_port, ui.read_only_port):
+            with pytest.raises(ConnectionRefusedError), socket.create_connection((other, port), 5):
+                pass
+
+
+def test_user_changes_never_grant_more_than_the_files_say(ui: Ui):
+    carol = ("carol", "carol-password-12")
+    ui_user(ui.site, "add", carol[0], "--role", "analyst", password=carol[1])
+    assert not _may_launch(ui, carol)  # at once: a new name is an analyst until a reload
+
+    ui_user(ui.site, "add", carol[0], "--role", "operator", "--replace", password=carol[1])
+    # nginx still maps carol to analyst, whose file no longer lists her: refused, not promoted
+    assert http(ui.url + "/server_info", headers=basic(*carol))[0] == 401
+    reload_nginx(ui.nginx)
+    assert _may_launch(ui, carol)
+
+    ui_user(ui.site, "remove", carol[0])
+    assert http(ui.url + "/server_info", headers=basic(*carol))[0] == 401  # without a reload
+    listed = ui_user(ui.site, "list")
+    assert listed.split() == [ANALYST[0], "analyst", OPERATOR[0], "operator"]
+
+
+def _upgrade(port: int, headers: dict[str, str]) -> str:
+    """The status line nginx answers a WebSocket handshake on /graphql with."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        "GET /graphql HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Protocol: graphql-ws",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    with socket.create_connection(("127.0.0.1", port), 30) as conn:
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return conn.makefile("rb").readline().decode().strip()
+
+
+def test_websocket_upgrades_pass_for_authenticated_users_only(ui: Ui):
+    assert _upgrade(ui.port, basic(*OPERATOR)).startswith("HTTP/1.1 101")
+    assert _upgrade(ui.port, basic(*ANALYST)).startswith("HTTP/1.1 101")
+    assert _upgrade(ui.port, {}).startswith("HTTP/1.1 401")
+
+
+# -- HTTPS ----------------------------------------------------------------------------------
+
+
+def _mint_ca_and_server_cert(directory: Path) -> tuple[Path, Path, Path]:
+    """(CA certificate, server certificate, server key), PEM, for 127.0.0.1 and localhost."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "LATAM UI test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )  # fmt: skip
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    paths[2].chmod(0o600)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def https_ui(ui: Ui, tmp_path_factory):
+    """(port, CA file) of a second proxy, HTTPS only, in front of the same webservers."""
+    ca, cert, key = _mint_ca_and_server_cert(tmp_path_factory.mktemp("tls"))
+    port = free_port()
+    config = proxy_config(
+        ui.site,
+        port,
+        ui.full_port,
+        ui.read_only_port,
+        "proxy-tls",
+        tls_cert=str(cert),
+        tls_key=str(key),
+    )
+    assert config.url == f"https://127.0.0.1:{port}"
+    proc = start_nginx(config, ui.site.env)
+    try:
+        yield port, ca
+    finally:
+        stop(proc)
+
+
+def test_https_at_the_proxy_with_a_trusted_ca(https_ui):
+    port, ca = https_ui
+    trusting = ssl.create_default_context(cafile=str(ca))
+    for host in ("127.0.0.1", "localhost"):
+        url = f"https://{host}:{port}/server_info"
+        status, answer, _ = http(url, headers=basic(*OPERATOR), context=trusting)
+        assert status == 200, (host, status)
+        assert answer.get("Strict-Transport-Security", "").startswith("max-age=")
+        status, answer, _ = http(url, context=trusting)
+        assert status == 401 and answer.get("WWW-Authenticate") == REALM
+
+
+def test_a_client_that_does_not_trust_the_ca_refuses_the_connection(https_ui):
+    port, _ = https_ui
+    system_trust = ssl.create_default_context()
+    with pytest.raises(urllib.error.URLError) as refused:
+        http(
+            f"https://127.0.0.1:{port}/server_info", headers=basic(*OPERATOR), context=system_trust
+        )
+    assert isinstance(refused.value.reason, ssl.SSLCertVerificationError), refused.value
+
+
+def test_the_https_port_speaks_no_plain_http(https_ui):
+    port, _ = https_ui
+    status, _, _ = http(f"http://127.0.0.1:{port}/server_info", headers=basic(*OPERATOR))
+    assert status == 400  # nginx: "The plain HTTP request was sent to HTTPS port"
