@@ -69,7 +69,7 @@ RUN /opt/latam/venv/bin/python -m compileall -q /app/latam_dagster /app/api_serv
 
 FROM ${BASE_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 latam \
-    && useradd --system --uid 10001 --gid latam --create-home --home-dir /home/latam \
+    && useradd --no-log-init --uid 10001 --gid latam --create-home --home-dir /home/latam \
         --shell /usr/sbin/nologin latam \
     && install -d -o root -g root -m 0755 /opt/dagster/home \
     && install -d -o latam -g latam -m 0750 /opt/dagster/home/storage /var/lib/latam \

@@ -139,7 +139,8 @@ def filtered_by(filters: Filters) -> Callable[[Q], Q]:
 
     def decorate(cls: Q) -> Q:
         cls.FILTERS = filters
-        assert set(filters.by) <= set(cls._declared_fields), cls.__name__
+        if not set(filters.by) <= set(cls._declared_fields):
+            raise TypeError(f"{cls.__name__} lacks a field of each of {sorted(filters.by)}")
         for name in filters.unindexed:
             field = copy.copy(cls._declared_fields[name])
             field.metadata = {

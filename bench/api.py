@@ -22,7 +22,6 @@ import argparse
 import os
 import random
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from pathlib import Path
 from api_service.auth import SCOPES, create_key
 from api_service.config import READ_ONLY_ROLE, role_url
 from bench.api_load import LoadResult, closed_loop, open_loop
-from bench.harness import drop_database, with_database
+from bench.harness import drop_database, stop_process_group, with_database
 from latam_dagster.db import connect, connection, migrate
 from latam_dagster.settings import get_settings
 
@@ -206,13 +205,7 @@ def served(name: str, argv: list[str], env: dict[str, str], port: int):
                 time.sleep(0.2)
         yield proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_process_group(proc)
         log.close()
         os.unlink(log.name)
 

@@ -11,9 +11,10 @@ import os
 import resource
 import secrets
 import signal
+import subprocess
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from itertools import takewhile
 from pathlib import Path
@@ -128,6 +129,23 @@ def bench_environment(amqp_url: str, pg_url: str, family: str = "positions") -> 
         finally:
             signal.signal(signal.SIGINT, previous_int)
             signal.signal(signal.SIGTERM, previous)
+
+
+def stop_process_group(
+    proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 30.0
+) -> None:
+    """Stop a process started in a session of its own, with every process of its group: `sig`,
+    then SIGKILL when it has not exited within `timeout` seconds. Nothing when it has exited."""
+    if proc is None or proc.poll() is not None:
+        return
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _raise_interrupt(_signum: int, _frame: object) -> None:

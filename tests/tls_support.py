@@ -26,7 +26,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +35,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from bench.harness import stop_process_group
+from tests.waiting import eventually
 
 LOOPBACK = "127.0.0.1"
 SERVER_NAMES = ("localhost", LOOPBACK)
@@ -249,32 +251,17 @@ def wait_for_port(
     host: str, port: int, proc: subprocess.Popen, log: Path, timeout: float = START_TIMEOUT
 ) -> None:
     """Wait until `host:port` accepts a TCP connection; fail at once when `proc` exits."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def listening() -> bool:
         if proc.poll() is not None:
             raise ServerFailed(f"{proc.args[0]} exited with {proc.returncode}:\n{_tail(log)}")
-        try:
-            socket.create_connection((host, port), timeout=1).close()
-            return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise ServerFailed(f"{host}:{port} not listening after {timeout}s:\n{_tail(log)}")
-        time.sleep(0.1)
+        socket.create_connection((host, port), timeout=1).close()
+        return True
 
-
-def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
-    """Stop a server we started (its whole process group), killing it if it does not stop."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, sig)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+    eventually(
+        listening, timeout, f"{host}:{port} listening", interval=0.1, errors=(OSError,),
+        detail=lambda: _tail(log), failure=ServerFailed,
+    )  # fmt: skip
 
 
 # --- RabbitMQ ----------------------------------------------------------------------------------
@@ -382,7 +369,7 @@ def _launch_node(
             start_new_session=True,
             **_as_user(user),
         )
-    stack.callback(_stop, epmd, signal.SIGKILL)
+    stack.callback(stop_process_group, epmd, signal.SIGKILL)
     wait_for_port(LOOPBACK, epmd_port, epmd, epmd_log, timeout=10)
     with (log_dir / "stdout.log").open("wb") as out:
         node = subprocess.Popen(
@@ -397,7 +384,7 @@ def _launch_node(
         )
     # a throwaway node: killed outright (the whole process group), its data directory goes with
     # the test's temporary directory
-    stack.callback(_stop, node, signal.SIGKILL)
+    stack.callback(stop_process_group, node, signal.SIGKILL)
     found = RabbitNode(node_name=node_name, host=host, amqps_port=port, env=env, user=user)
     return found, node, log_dir / "node.log"
 
@@ -529,4 +516,4 @@ def postgres_cluster(
     finally:
         if proc is not None:
             # SIGINT: Postgres' fast shutdown (disconnects sessions, no wait for them)
-            _stop(proc, signal.SIGINT)
+            stop_process_group(proc, signal.SIGINT)

@@ -3,8 +3,8 @@
 # a minimal Debian bookworm (debootstrap, variant minbase) whose python3 is 3.11, with
 # bookworm-updates and the security fixes applied, imported into podman as
 #   localhost/latam/base:bookworm-<YYYYMMDD>-<recipe>
-# where <recipe> is the first 12 hex digits of this script's SHA-256: the package list below is
-# the recipe, so editing it builds a new base. An image of the same recipe is reused (prints its
+# where <recipe> is the first 12 hex digits of the SHA-256 of this script's code (comments left
+# out): the package list and the steps below are the recipe, so changing them builds a new base. An image of the same recipe is reused (prints its
 # name and exits) unless --refresh asks for a new one (newer security fixes): the Dockerfile takes
 # the name as its BASE_IMAGE build argument.
 #
@@ -25,7 +25,7 @@ PACKAGES=(python3 python3-venv ca-certificates tini nginx-light)
 REPOSITORY=localhost/latam/base
 STATE=$PWD/.build/images
 
-recipe=$(sha256sum "$0" | cut -c1-12)
+recipe=$(grep -v '^[[:space:]]*#' "$0" | sha256sum | cut -c1-12)
 log() { echo "base: $*" >&2; }
 
 if [[ ${1:-} != --refresh ]]; then
@@ -92,9 +92,15 @@ chmod 755 "$rootfs/usr/sbin/policy-rc.d"
 log "applying ${SUITE}-updates and ${SUITE}-security"
 mount -t proc proc "$rootfs/proc"
 in_root() { chroot "$rootfs" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@"; }
-in_root apt-get update -qq
-in_root apt-get -o Dir::Cache::Archives=/var/cache/apt/archives -y -qq upgrade >/dev/null
-in_root apt-get clean
+{
+  in_root apt-get update -qq
+  in_root apt-get -y -qq full-upgrade
+  in_root apt-get clean
+} >>"$STATE/debootstrap.log" 2>&1 || {
+  tail -n 20 "$STATE/debootstrap.log" >&2
+  log "the upgrade failed (whole log: $STATE/debootstrap.log)"
+  exit 1
+}
 in_root dpkg-query -W -f '${Package}\t${Version}\n' >"$STATE/base-${recipe}.packages"
 python_version=$(in_root python3 -c 'import platform; print(platform.python_version())')
 umount "$rootfs/proc"

@@ -2,6 +2,10 @@
 
 One `quality.validation` row per suite validation and one `quality.check_evaluation` row per
 check (rule) in it, in a single transaction, so the history never holds half a validation.
+`quality.latest_check_result` (the newest evaluation of each check) follows in that same
+transaction, through the triggers of migration 0034: a newer evaluation replaces a check's row,
+an older one recorded late does not, and when retention deletes a check's latest evaluation the
+row becomes the newest one kept (none when every one expired).
 """
 
 from __future__ import annotations

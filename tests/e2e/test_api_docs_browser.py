@@ -23,8 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import ROOT
-from tests.e2e.browser import headless_chrome
-from tests.e2e.test_quality_report_browser import NetworkLog, _style, _wait
+from tests.e2e.browser import NetworkLog, headless_chrome, style, until
 from tests.integration.observability_support import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -90,7 +89,7 @@ def test_docs_draw_every_operation_from_local_files(browser, api: Api):
     from selenium.webdriver.common.by import By
 
     browser.get(f"{api.base}/docs")
-    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock"), "operation blocks")
+    until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock"), "operation blocks")
     drawn = browser.execute_script(
         """
         return [...document.querySelectorAll('.opblock-tag-section')].flatMap(section =>
@@ -108,8 +107,8 @@ def test_docs_draw_every_operation_from_local_files(browser, api: Api):
     assert "LATAM airline data API" in browser.find_element(By.CSS_SELECTOR, ".info .title").text
     # Swagger UI's stylesheet applies: GET blocks are tinted blue, the method badge is filled
     get_block = "#operations-Flights-get_flights_list_flights"
-    assert _style(browser, get_block, "background-color") == "rgba(97, 175, 254, 0.1)"
-    assert _style(browser, f"{get_block} .opblock-summary-method", "background-color") == (
+    assert style(browser, get_block, "background-color") == "rgba(97, 175, 254, 0.1)"
+    assert style(browser, f"{get_block} .opblock-summary-method", "background-color") == (
         "rgb(97, 175, 254)"
     )
     icon = browser.execute_script("return document.querySelector('link[rel=icon]').href")
@@ -123,18 +122,18 @@ def test_try_it_out_calls_the_api_itself(browser, api: Api):
 
     browser.get(f"{api.base}/docs")
     operation = "#operations-Health-get_health_healthz"
-    summary = _wait(
+    summary = until(
         browser,
         lambda d: d.find_elements(By.CSS_SELECTOR, f"{operation} .opblock-summary-control"),
         "the /healthz operation",
     )[0]
     summary.click()
     block = browser.find_element(By.CSS_SELECTOR, operation)
-    _wait(browser, lambda d: block.find_elements(By.CSS_SELECTOR, ".try-out__btn"), "Try it out")
+    until(browser, lambda d: block.find_elements(By.CSS_SELECTOR, ".try-out__btn"), "Try it out")
     block.find_element(By.CSS_SELECTOR, ".try-out__btn").click()
-    _wait(browser, lambda d: block.find_elements(By.CSS_SELECTOR, ".execute"), "Execute")
+    until(browser, lambda d: block.find_elements(By.CSS_SELECTOR, ".execute"), "Execute")
     block.find_element(By.CSS_SELECTOR, ".execute").click()
-    status = _wait(
+    status = until(
         browser,
         lambda d: block.find_elements(
             By.CSS_SELECTOR, ".live-responses-table tr.response .response-col_status"

@@ -16,23 +16,26 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.e2e.browser import headless_chrome
+from tests.e2e.browser import (
+    NetworkLog,
+    foreign_urls,
+    headless_chrome,
+    requested_urls,
+    style,
+    until,
+)
 from tests.integration.observability_support import free_port
 from tests.integration.test_quality_site import QualityWorld, build_quality_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "reports" / "quality"
-WAIT_S = 30
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-# schemes that name no host: inline images and fonts of the stylesheets, blank frames
-HOSTLESS_SCHEMES = {"data", "blob", "about"}
 
 
 @dataclass
@@ -71,43 +74,6 @@ def site(template_db: str, tmp_path_factory) -> Iterator[Site]:
                 server.shutdown()
 
 
-@dataclass
-class NetworkLog:
-    """Every URL the page asked for, from the DevTools performance log."""
-
-    urls: list[str] = field(default_factory=list)
-
-    def read(self, driver) -> list[str]:
-        """Drain the browser's log (each read returns only new entries)."""
-        self.urls += requested_urls(driver.get_log("performance"))
-        return self.urls
-
-    def assert_only_local(self, driver) -> None:
-        foreign = foreign_urls(self.read(driver))
-        assert not foreign, f"the browser asked another host for: {foreign}"
-
-
-def requested_urls(entries: list[dict]) -> list[str]:
-    urls = []
-    for entry in entries:
-        message = json.loads(entry["message"])["message"]
-        if message.get("method") == "Network.requestWillBeSent":
-            urls.append(message["params"]["request"]["url"])
-    return urls
-
-
-def foreign_urls(urls: list[str]) -> list[str]:
-    """URLs that go (or would go) to a host other than the platform's own."""
-    foreign = []
-    for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme in HOSTLESS_SCHEMES:
-            continue
-        if parts.scheme not in ("http", "https", "ws", "wss") or parts.hostname not in LOCAL_HOSTS:
-            foreign.append(url)
-    return foreign
-
-
 @pytest.fixture(scope="module")
 def chrome():
     driver = headless_chrome(logs=("performance",))
@@ -130,19 +96,6 @@ def browser(chrome, network):
     return chrome
 
 
-def _wait(driver, condition, what: str, timeout: float = WAIT_S):
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
-    except TimeoutException:
-        body = driver.execute_script("return document.body ? document.body.innerText : ''")
-        raise AssertionError(
-            f"{what}: not true after {timeout:.0f} s\n---\n{body[:2000]}"
-        ) from None
-
-
 def _shot(driver, name: str) -> Path:
     """A screenshot of the whole page (not only the window), once its fonts are in."""
     import base64
@@ -162,15 +115,6 @@ def _shot(driver, name: str) -> Path:
     return path
 
 
-def _style(driver, selector: str, prop: str) -> str:
-    return driver.execute_script(
-        "const e = document.querySelector(arguments[0]);"
-        "return e ? getComputedStyle(e).getPropertyValue(arguments[1]) : null;",
-        selector,
-        prop,
-    )
-
-
 def _sign_in(driver, key: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -185,7 +129,7 @@ def signed_in(browser, site: Site):
     browser.get(f"{site.base}/quality/")
     if urlsplit(browser.current_url).path == "/quality/login":
         _sign_in(browser, site.key)
-    _wait(browser, lambda d: urlsplit(d.current_url).path == "/quality/", "back on the report")
+    until(browser, lambda d: urlsplit(d.current_url).path == "/quality/", "back on the report")
     return browser
 
 
@@ -205,19 +149,19 @@ def test_sign_in_through_the_form(browser, site: Site):
 
     browser.delete_all_cookies()
     browser.get(f"{site.base}/quality/trends")
-    _wait(browser, lambda d: urlsplit(d.current_url).path == "/quality/login", "the sign-in form")
-    assert _style(browser, ".login", "background-color") == "rgb(255, 255, 255)"
+    until(browser, lambda d: urlsplit(d.current_url).path == "/quality/login", "the sign-in form")
+    assert style(browser, ".login", "background-color") == "rgb(255, 255, 255)"
     _shot(browser, "quality-login")
 
     _sign_in(browser, "latam_this-is-not-a-key")
-    error = _wait(browser, lambda d: d.find_elements(By.ID, "login-error"), "an error")[0]
+    error = until(browser, lambda d: d.find_elements(By.ID, "login-error"), "an error")[0]
     assert "not valid" in error.text and error.is_displayed()
-    assert _style(browser, "#login-error", "color") == "rgb(197, 48, 48)"
+    assert style(browser, "#login-error", "color") == "rgb(197, 48, 48)"
     assert not browser.get_cookies()
     _shot(browser, "quality-login-error")
 
     _sign_in(browser, site.key)
-    _wait(browser, lambda d: urlsplit(d.current_url).path == "/quality/trends", "the trends page")
+    until(browser, lambda d: urlsplit(d.current_url).path == "/quality/trends", "the trends page")
     (cookie,) = [c for c in browser.get_cookies() if c["name"] == "latam_quality_session"]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["path"] == "/quality"
     assert site.key not in cookie["value"]
@@ -239,10 +183,10 @@ def test_report_tables_are_shown_styled(signed_in, site: Site):
     assert len(rejects) == 50
     assert site.world.named_rejects[0]["row_key"] in rejects[0].text
     # the API's stylesheet applies: brand bar, fonts, failure rows, badges
-    assert _style(browser, ".topbar", "background-color") == "rgb(11, 31, 58)"
-    assert _style(browser, "body", "font-family").startswith('"Source Sans Pro"')
-    assert _style(browser, "#checks-table tr.fail td", "background-color") == "rgb(253, 236, 236)"
-    assert _style(browser, "#checks-table .badge.fail", "background-color") == "rgb(197, 48, 48)"
+    assert style(browser, ".topbar", "background-color") == "rgb(11, 31, 58)"
+    assert style(browser, "body", "font-family").startswith('"Source Sans Pro"')
+    assert style(browser, "#checks-table tr.fail td", "background-color") == "rgb(253, 236, 236)"
+    assert style(browser, "#checks-table .badge.fail", "background-color") == "rgb(197, 48, 48)"
     height = browser.execute_script(
         "return document.querySelector('#checks-table').getBoundingClientRect().height"
     )
@@ -255,7 +199,7 @@ def test_trend_charts_are_drawn(signed_in, site: Site):
 
     browser = signed_in
     browser.find_element(By.LINK_TEXT, "Trends").click()
-    _wait(browser, lambda d: urlsplit(d.current_url).path == "/quality/trends", "the trends page")
+    until(browser, lambda d: urlsplit(d.current_url).path == "/quality/trends", "the trends page")
     charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart")
     assert [c.get_attribute("id") for c in charts] == [
         "checks-per-day", "held-rows-per-day", "held-share-per-day",
@@ -284,7 +228,7 @@ def test_trend_charts_are_drawn(signed_in, site: Site):
     # presentation colours drawn as given: failures red
     fills = {b.get_attribute("fill") for b in browser.find_elements(By.CSS_SELECTOR, "rect.bar")}
     assert {"#2f855a", "#c53030"} <= fills
-    assert _style(browser, "svg.chart .chart-title", "font-weight") == "700"
+    assert style(browser, "svg.chart .chart-title", "font-weight") == "700"
     totals = browser.find_elements(By.CSS_SELECTOR, "#audit-totals-table tbody tr")
     assert [r.find_element(By.TAG_NAME, "td").text for r in totals] == [
         "curated.fact_flight", "curated.flight_passenger_load",
@@ -297,8 +241,8 @@ def test_data_docs_render_their_tables_from_local_assets(signed_in, network, sit
 
     browser = signed_in
     browser.find_element(By.LINK_TEXT, "Data Docs").click()
-    _wait(browser, lambda d: urlsplit(d.current_url).path == "/quality/docs/", "the Data Docs")
-    rows = _wait(
+    until(browser, lambda d: urlsplit(d.current_url).path == "/quality/docs/", "the Data Docs")
+    rows = until(
         browser,
         lambda d: d.find_elements(
             By.CSS_SELECTOR, "table.ge-index-page-validation-results-table tbody tr.clickable-row"
@@ -308,9 +252,9 @@ def test_data_docs_render_their_tables_from_local_assets(signed_in, network, sit
     assert rows[0].is_displayed() and "curated.dim_airport" in rows[0].text
     # Bootstrap's table styles (from the XStatic package, not a CDN) apply to the rows
     cell = "table.ge-index-page-validation-results-table tbody td"
-    assert _style(browser, cell, "border-top-color") == "rgb(222, 226, 230)"
-    assert _style(browser, cell, "border-top-width") == "1px"
-    assert _style(browser, ".navbar", "display") == "flex"
+    assert style(browser, cell, "border-top-color") == "rgb(222, 226, 230)"
+    assert style(browser, cell, "border-top-width") == "1px"
+    assert style(browser, ".navbar", "display") == "flex"
     fonts = browser.execute_async_script(
         "const done = arguments[0];"
         "document.fonts.ready.then(() => done(document.fonts.check('900 16px \"Font Awesome 6 Free\"')));"
@@ -322,15 +266,15 @@ def test_data_docs_render_their_tables_from_local_assets(signed_in, network, sit
     _shot(browser, "data-docs-index")
 
     rows[0].click()  # the rows are links (the page's click-row handler)
-    _wait(browser, lambda d: "/validations/" in d.current_url, "the validation page")
-    tables = _wait(
+    until(browser, lambda d: "/validations/" in d.current_url, "the validation page")
+    tables = until(
         browser,
         lambda d: [t for t in d.find_elements(By.CSS_SELECTOR, "table.table") if t.is_displayed()],
         "result tables",
     )
     assert browser.find_elements(By.CSS_SELECTOR, "table.table tbody tr")
-    assert _style(browser, "table.table", "width") != "auto"
-    assert _style(browser, "table.table td", "border-top-color") == "rgb(222, 226, 230)"
+    assert style(browser, "table.table", "width") != "auto"
+    assert style(browser, "table.table td", "border-top-color") == "rgb(222, 226, 230)"
     assert len(tables) > 1
     _shot(browser, "data-docs-validation")
     requested = network.read(browser)
@@ -343,7 +287,7 @@ def test_sign_out(signed_in, site: Site):
 
     browser = signed_in
     browser.find_element(By.ID, "logout").click()
-    _wait(browser, lambda d: urlsplit(d.current_url).path == "/quality/login", "the sign-in form")
+    until(browser, lambda d: urlsplit(d.current_url).path == "/quality/login", "the sign-in form")
     assert "You are signed out" in browser.find_element(By.TAG_NAME, "body").text
     assert not [c for c in browser.get_cookies() if c["name"] == "latam_quality_session"]
     browser.get(f"{site.base}/quality/")

@@ -10,25 +10,22 @@ then serve them on free loopback ports.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from latam_dagster.db import ensure_database
-from latam_dagster.ingest.topology import Topology, declare_topology, delete_topology
-from latam_dagster.settings import normalize_pg_url
-from tests.conftest import ROOT, RUN_ID, _admin_exec, _db_url, drop_database
-from tests.e2e.browser import headless_chrome
+from latam_dagster.demo import stop_code_servers
+from tests.conftest import ROOT
+from tests.e2e.browser import headless_chrome, until, visible_text
 from tests.integration.observability_support import free_port, publish, simulated
+from tests.integration.ui_support import site, start_webserver, stop, wait_webserver
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 SHOTS = ROOT / "reports" / "ui"
@@ -48,73 +45,30 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def _wait_http(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{url} did not answer within {timeout:.0f} s")
-        time.sleep(1)
-
-
 @pytest.fixture(scope="module")
 def platform(template_db: str, amqp_url: str, tmp_path_factory) -> Iterator[Platform]:
     home = tmp_path_factory.mktemp("dagster_home")
-    warehouse = f"latam_ui_{RUN_ID}_{uuid.uuid4().hex[:6]}"
-    dagster_db = f"{warehouse}_dagster"
-    _admin_exec(f'CREATE DATABASE "{warehouse}" TEMPLATE "{template_db}"')
-    ensure_database(_db_url(dagster_db))
-    topo = Topology(prefix=f"ui{uuid.uuid4().hex[:8]}")
-    declare_topology(amqp_url, topo)
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "LATAM_WAREHOUSE_URL": _db_url(warehouse),
-        # dagster.yaml reads it as is: the psycopg2 form (as `latam demo` passes it on)
-        "LATAM_DAGSTER_PG_URL": normalize_pg_url(_db_url(dagster_db)),
-        "LATAM_AMQP_URL": amqp_url,
-        "LATAM_TOPOLOGY_PREFIX": topo.prefix,
-        "LATAM_QUALITY_DOCS_DIR": str(home / "data_docs"),
-        "GX_ANALYTICS_ENABLED": "false",
-        "DAGSTER_DISABLE_TELEMETRY": "1",
-    }
-    webserver = None
-    api = None
-    try:
-        publish(amqp_url, topo, simulated(31, 1500, systems=4, invalid=0.02))
-        run = subprocess.run(
-            [_bin("latam"), "run-once"], cwd=ROOT, env=env, capture_output=True, text=True,
-            timeout=600,
-        )  # fmt: skip
-        assert run.returncode == 0, run.stdout + run.stderr
-        port = free_port()
-        webserver = subprocess.Popen(
-            [_bin("dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-            stderr=open(home / "webserver.log", "wb"),  # noqa: SIM115
-            start_new_session=True,
-        )  # fmt: skip
-        api, api_url, key = _start_api(env)
+    with site(template_db, amqp_url, home) as s:
+        s.env["LATAM_QUALITY_DOCS_DIR"] = str(home / "data_docs")
+        webserver = None
+        api = None
         try:
-            _wait_http(f"http://127.0.0.1:{port}/server_info", 180)
-        except AssertionError as exc:
-            log = (home / "webserver.log").read_text(errors="replace")[-3000:]
-            raise AssertionError(f"{exc}\n{log}") from None
-        yield Platform(f"http://127.0.0.1:{port}", api_url, key, env, home / "data_docs")
-    finally:
-        if webserver is not None:
-            webserver.terminate()
-            webserver.wait(30)
-        if api is not None:
-            api.shutdown()
-        delete_topology(amqp_url, topo)
-        drop_database(warehouse)
-        drop_database(dagster_db)
+            publish(amqp_url, s.topology, simulated(31, 1500, systems=4, invalid=0.02))
+            run = subprocess.run(
+                [_bin("latam"), "run-once"], cwd=ROOT, env=s.env, capture_output=True, text=True,
+                timeout=600,
+            )  # fmt: skip
+            assert run.returncode == 0, run.stdout + run.stderr
+            port = free_port()
+            webserver = start_webserver(s, port, False, home / "webserver.log")
+            api, api_url, key = _start_api(s.env)
+            wait_webserver(f"http://127.0.0.1:{port}", home / "webserver.log")
+            yield Platform(f"http://127.0.0.1:{port}", api_url, key, s.env, home / "data_docs")
+        finally:
+            stop(webserver)
+            stop_code_servers(home)
+            if api is not None:
+                api.shutdown()
 
 
 def _start_api(env: dict[str, str]):
@@ -146,37 +100,14 @@ def browser():
     driver.quit()
 
 
-def _visible_text(driver) -> str:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.TAG_NAME, "body").text
-
-
 def _wait_for_text(driver, *texts: str, timeout: float = WAIT_S) -> str:
     """Wait until every text is visible on the page; returns the page's visible text."""
-    deadline = time.monotonic() + timeout
-    while True:
-        text = _visible_text(driver)
-        if all(t in text for t in texts):
-            return text
-        if time.monotonic() > deadline:
-            missing = [t for t in texts if t not in text]
-            raise AssertionError(
-                f"not on screen after {timeout:.0f} s: {missing}\n---\n{text[:2000]}"
-            )
-        time.sleep(0.5)
 
+    def shown(d) -> str:
+        text = visible_text(d)
+        return text if all(t in text for t in texts) else ""
 
-def _eventually(probe, what: str, timeout: float = WAIT_S):
-    """Wait until `probe()` returns something true; returns it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout:.0f} s")
-        time.sleep(0.5)
+    return until(driver, shown, f"on screen: {list(texts)}", timeout)
 
 
 def _shot(driver, name: str) -> Path:
@@ -188,7 +119,7 @@ def _shot(driver, name: str) -> Path:
 def _settled(driver, timeout: float = 30) -> None:
     """Wait until the page has no loading placeholder left (for a faithful screenshot)."""
     deadline = time.monotonic() + timeout
-    while "Loading" in _visible_text(driver) and time.monotonic() < deadline:
+    while "Loading" in visible_text(driver) and time.monotonic() < deadline:
         time.sleep(0.5)
 
 
@@ -255,11 +186,13 @@ def test_latest_materialization_carries_its_check_results(platform: Platform, br
     _wait_for_text(browser, "Latest materialization", "Latest check results")
 
     def counted() -> int:
-        text = _visible_text(browser)
+        text = visible_text(browser)
         badges = text.split("Latest check results", 1)[-1].split("Asset history", 1)[0].split()
         return sum(int(b) for b in badges if b.isdigit())
 
-    _eventually(lambda: counted() == len(names), f"a latest result for all {len(names)} checks")
+    eventually(
+        lambda: counted() == len(names), WAIT_S, f"a latest result for all {len(names)} checks"
+    )
 
     # the checks tab: each check lists the status of its latest evaluation
     browser.get(f"{page}?view=checks")
@@ -277,12 +210,12 @@ def test_latest_materialization_carries_its_check_results(platform: Platform, br
         header = f"\n{name}\nExecute\n"
 
         def latest_execution(header=header) -> str | None:
-            pane = _visible_text(browser).partition(header)[2]
+            pane = visible_text(browser).partition(header)[2]
             return (
                 pane.partition("Latest execution")[2] if "Target materialization" in pane else None
             )
 
-        detail = _eventually(latest_execution, f"the latest execution of {name} on screen")
+        detail = eventually(latest_execution, WAIT_S, f"the latest execution of {name} on screen")
         assert "Passed" in detail or "Failed" in detail, detail[:500]
         runs = set(_run_links(browser))
         assert runs == {latest_run}, (name, runs, latest_run)

@@ -8,28 +8,24 @@ browser sends it once the user has typed it. Screenshots go to reports/ui/.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.browser import headless_chrome
-from tests.integration.ui_support import Ui, basic, graphql, proxied_ui
+from tests.e2e.browser import headless_chrome, visible_text
+from tests.integration.ui_support import ANALYST, OPERATOR, Ui, basic, proxied_ui, run_ids
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "reports" / "ui"
 WAIT_S = 90
-ANALYST = ("ana", "analyst-password-1")
-OPERATOR = ("otto", "operator-password-1")
 ASSET_PAGE = "/assets/raw/flight_events"
 
 
 @pytest.fixture(scope="module")
 def ui(template_db, amqp_url, tmp_path_factory):
-    home = tmp_path_factory.mktemp("ui_proxy_browser")
-    users = [(*ANALYST, "analyst"), (*OPERATOR, "operator")]
-    with proxied_ui(template_db, amqp_url, home, users) as u:
+    with proxied_ui(template_db, amqp_url, tmp_path_factory.mktemp("ui_proxy_browser")) as u:
         yield u
 
 
@@ -46,23 +42,6 @@ def _log_in(driver, user: tuple[str, str]) -> None:
     driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": basic(*user)})
 
 
-def _eventually(probe, what: str, timeout: float = WAIT_S):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout:.0f} s")
-        time.sleep(0.5)
-
-
-def _text(driver) -> str:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.TAG_NAME, "body").text
-
-
 def _materialize_button(driver):
     from selenium.common.exceptions import NoSuchElementException
     from selenium.webdriver.common.by import By
@@ -73,17 +52,11 @@ def _materialize_button(driver):
         return None
 
 
-def _runs(ui: Ui) -> list[str]:
-    data = graphql(
-        f"http://127.0.0.1:{ui.full_port}", "{ runsOrError { ... on Runs { results { runId } } } }"
-    )
-    return [r["runId"] for r in data["runsOrError"]["results"]]
-
-
 def _asset_page(driver, ui: Ui) -> None:
     driver.get(ui.url + ASSET_PAGE)
-    _eventually(
-        lambda: "Never materialized" in _text(driver) and _materialize_button(driver),
+    eventually(
+        lambda: "Never materialized" in visible_text(driver) and _materialize_button(driver),
+        WAIT_S,
         "the asset page with its Materialize button",
     )
 
@@ -106,8 +79,8 @@ def test_without_a_login_the_browser_gets_401(ui: Ui):
         url = ui.url + ASSET_PAGE
         driver.get(url)
         # the browser would now ask for a login; the page behind it never arrives
-        assert _eventually(lambda: _document_statuses(driver, url), "the answer") == [401]
-        assert "flight_events" not in _text(driver)
+        assert eventually(lambda: _document_statuses(driver, url), WAIT_S, "the answer") == [401]
+        assert "flight_events" not in visible_text(driver)
     finally:
         driver.quit()
 
@@ -120,15 +93,16 @@ def test_an_analyst_sees_the_ui_but_cannot_materialize(ui: Ui, browser):
     button = _materialize_button(browser)
     assert button.get_attribute("disabled") is not None
     ActionChains(browser).move_to_element(button).perform()
-    _eventually(
-        lambda: "You do not have permission to materialize assets" in _text(browser),
+    eventually(
+        lambda: "You do not have permission to materialize assets" in visible_text(browser),
+        WAIT_S,
         "the read-only UI's explanation",
     )
     browser.save_screenshot(str(SHOTS / "dagster-proxy-analyst-read-only.png"))
-    runs = _runs(ui)
+    runs = run_ids(ui)
     button.click()  # a disabled button: nothing happens
-    assert "Launched run" not in _text(browser)
-    assert _runs(ui) == runs
+    assert "Launched run" not in visible_text(browser)
+    assert run_ids(ui) == runs
 
 
 def test_an_operator_materializes_from_the_ui(ui: Ui, browser):
@@ -136,9 +110,11 @@ def test_an_operator_materializes_from_the_ui(ui: Ui, browser):
     _asset_page(browser, ui)
     button = _materialize_button(browser)
     assert button.get_attribute("disabled") is None
-    runs = _runs(ui)
+    runs = run_ids(ui)
     button.click()
-    _eventually(lambda: "Launched run" in _text(browser), "the UI reporting the launched run")
+    eventually(
+        lambda: "Launched run" in visible_text(browser), WAIT_S, "the UI reporting the launched run"
+    )
     browser.save_screenshot(str(SHOTS / "dagster-proxy-operator-launched.png"))
-    new = _eventually(lambda: set(_runs(ui)) - set(runs), "the run in the instance")
+    new = eventually(lambda: set(run_ids(ui)) - set(runs), WAIT_S, "the run in the instance")
     assert len(new) == 1  # queued for the daemon, which this test does not run

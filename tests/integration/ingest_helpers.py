@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import calendar
 import struct
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -24,6 +23,7 @@ from latam_dagster.ingest.drain import DrainConfig, DrainStats, drain_queue
 from latam_dagster.ingest.publish import Publisher
 from latam_dagster.ingest.topology import QUEUES, Topology, open_connection
 from tests.conftest import query
+from tests.waiting import eventually
 
 DROP = object()
 """Sentinel: pass it as a value to remove that key from the event or its payload."""
@@ -32,25 +32,26 @@ FAMILY_OF_TYPE = {etype: family for family, (_p, _t, etype) in QUEUES.items() if
 RAW_TABLES = ("raw.flight_events", "raw.passenger_events", "raw.position_reports")
 
 
+def apply_changes(target: dict, changes: Mapping[str, Any], drop: object = DROP) -> dict:
+    """`target`, changed in place: each key of `changes` set to its value, or removed when the
+    value is `drop`."""
+    for key, value in changes.items():
+        if value is drop:
+            target.pop(key, None)
+        else:
+            target[key] = value
+    return target
+
+
 def _build(envelope: dict[str, Any], payload: dict[str, Any], overrides: dict[str, Any]) -> dict:
     payload_overrides = overrides.pop("payload", {})
     if payload_overrides is DROP:
         pass
     elif isinstance(payload_overrides, dict):
-        for key, value in payload_overrides.items():
-            if value is DROP:
-                payload.pop(key, None)
-            else:
-                payload[key] = value
-        envelope["payload"] = payload
+        envelope["payload"] = apply_changes(payload, payload_overrides)
     else:  # a payload that is not an object, for contract tests
         envelope["payload"] = payload_overrides
-    for key, value in overrides.items():
-        if value is DROP:
-            envelope.pop(key, None)
-        else:
-            envelope[key] = value
-    return envelope
+    return apply_changes(envelope, overrides)
 
 
 def _envelope(event_type: str, source: str) -> dict[str, Any]:
@@ -257,11 +258,7 @@ def assert_queues_empty(amqp_url: str, topo: Topology) -> None:
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
+    eventually(predicate, timeout, what or repr(predicate), interval=interval)
 
 
 def fast_config(**overrides: Any) -> DrainConfig:

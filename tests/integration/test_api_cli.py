@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,9 +11,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 import click
 import pytest
+import redis
 from click.testing import CliRunner
 
 from latam_dagster.cli.api import commands
@@ -65,24 +68,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get(url: str, key: str | None = None) -> tuple[int, bytes]:
+def _get(url: str, key: str | None = None) -> tuple[int, bytes, dict[str, str]]:
     request = urllib.request.Request(url)
     if key:
         request.add_header("Authorization", f"Bearer {key}")
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.read()
+            return response.status, response.read(), dict(response.headers)
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        return exc.code, exc.read(), dict(exc.headers)
 
 
 def test_latam_api_serves_with_gunicorn_as_the_reader(warehouse_url, tmp_path):
+    """Two gunicorn workers answer as the read-only role; the master serves every worker's
+    metrics on a listener of its own, and the API's port answers 404 at `/metrics`."""
     port, metrics_port = _free_port(), _free_port()
+    prefix = f"test-{uuid.uuid4().hex}"  # this test's own rate-limit counters
     env = {
         **os.environ,
         "LATAM_WAREHOUSE_URL": warehouse_url,
         "LATAM_API_WORKERS": "2",
         "LATAM_API_METRICS_PORT": str(metrics_port),
+        "LATAM_API_RATELIMIT_KEY_PREFIX": prefix,
     }
     log = (tmp_path / "api.log").open("wb")
     proc = subprocess.Popen(
@@ -106,11 +113,15 @@ def test_latam_api_serves_with_gunicorn_as_the_reader(warehouse_url, tmp_path):
             time.sleep(0.2)
         key = run(warehouse_url, "api-key", "create", "--name", "served").output.splitlines()[-1]
         for _ in range(6):  # reach both workers
-            status, body = _get(f"{base}/api/v1/flights?limit=1", key)
+            status, body, headers = _get(f"{base}/api/v1/flights?limit=1", key)
             assert status == 200 and body == b'{"data":[],"next_cursor":null}'
+            assert headers["X-Content-Type-Options"] == "nosniff"
         assert _get(f"{base}/api/v1/flights")[0] == 401
-        assert _get(f"{base}/metrics")[0] == 404  # served on a listener of their own
-        metrics = _get(f"http://127.0.0.1:{metrics_port}/metrics")[1].decode()
+        public = _get(f"{base}/metrics")  # served on a listener of their own
+        assert public[0] == 404 and b"latam_api_requests_total" not in public[1]
+        status, metrics_body, _ = _get(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert status == 200
+        metrics = metrics_body.decode()
         line = next(
             ln for ln in metrics.splitlines()
             if ln.startswith("latam_api_requests_total{") and 'route="/api/v1/flights"' in ln
@@ -125,7 +136,14 @@ def test_latam_api_serves_with_gunicorn_as_the_reader(warehouse_url, tmp_path):
         assert sessions == [("latam_api_reader",)]
         access = [ln for ln in (tmp_path / "api.log").read_text().splitlines() if '"route"' in ln]
         assert access and '"request_id"' in access[-1]  # one JSON access line per request
+        keyed = [json.loads(ln) for ln in access if '"/api/v1/flights"' in ln]
+        assert [ln.get("api_key") for ln in keyed] == ["served"] * 6 + [None]  # who asked
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         log.close()
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        keys = list(client.scan_iter(match=f"*LIMITER/{prefix}/*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()

@@ -74,6 +74,14 @@ def _run(url: str, role: str, *statements: str, read_write: bool = True) -> list
     return rows
 
 
+def _refused(url: str, role: str, *statements: str) -> None:
+    """Each of `statements`, run as `role` in a transaction of its own, is refused for want of a
+    privilege."""
+    for sql in statements:
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            _run(url, role, sql)
+
+
 def _readable(url: str, role: str) -> set[str]:
     """Relations of the warehouse's schemas of which `role` may read at least one column."""
     rows = query(
@@ -111,8 +119,7 @@ def test_the_api_role_reads_exactly_the_relations_the_api_serves(warehouse):
     ],
 )
 def test_the_api_role_cannot_read_personal_raw_or_unaudited_data(warehouse, relation):
-    with pytest.raises(psycopg2.errors.InsufficientPrivilege):
-        _run(warehouse, READ_ONLY_ROLE, f"SELECT * FROM {relation} LIMIT 1")
+    _refused(warehouse, READ_ONLY_ROLE, f"SELECT * FROM {relation} LIMIT 1")
 
 
 WRITES = [
@@ -140,8 +147,7 @@ CREATES = [
 def test_read_only_roles_cannot_write_or_create_even_in_a_read_write_transaction(
     warehouse, role, sql
 ):
-    with pytest.raises(psycopg2.errors.InsufficientPrivilege):
-        _run(warehouse, role, sql)
+    _refused(warehouse, role, sql)
 
 
 @pytest.mark.parametrize(("role", "timeout"), [(READ_ONLY_ROLE, "10s"), (EXPORTER_ROLE, "1min")])
@@ -175,16 +181,16 @@ def test_the_exporter_reads_what_it_measures_and_no_personal_data(warehouse):
     # counted through the columns it may read
     assert {"raw.passenger_events", "raw.quarantine", "curated.flight_passenger"} <= counted
     assert "curated.pii_key_fingerprint" not in counted  # not granted: left out, no failure
-    for sql in (
+    _refused(
+        warehouse,
+        EXPORTER_ROLE,
         "SELECT passenger_ref FROM raw.passenger_events",
         "SELECT payload FROM raw.flight_events",
         "SELECT body FROM raw.quarantine",
         "SELECT passenger_hash FROM curated.flight_passenger",
         "SELECT * FROM staging.fact_flight",
         "SELECT key_hash FROM api.api_keys",
-    ):
-        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
-            _run(warehouse, EXPORTER_ROLE, sql)
+    )
 
 
 def test_the_pipeline_role_runs_the_transforms_and_changes_no_schema(warehouse, monkeypatch):
@@ -202,7 +208,9 @@ def test_the_pipeline_role_runs_the_transforms_and_changes_no_schema(warehouse, 
     assert query(warehouse, "SELECT count(*) FROM curated.flight_passenger") == [(2,)]
     assert query(warehouse, "SELECT count(*) FROM curated.flight_event_history") == [(1,)]
     assert query(warehouse, OWNER, ("curated.flight_event_history",)) == [(PIPELINE_ROLE,)]
-    for sql in (
+    _refused(
+        warehouse,
+        PIPELINE_ROLE,
         "CREATE TABLE marts.scratch (x int)",
         "CREATE TABLE raw.scratch (x int)",
         "CREATE FUNCTION public.scratch() RETURNS int LANGUAGE sql AS 'SELECT 1'",
@@ -212,9 +220,7 @@ def test_the_pipeline_role_runs_the_transforms_and_changes_no_schema(warehouse, 
         "DELETE FROM curated.pii_key_fingerprint",
         "SELECT key_hash FROM api.api_keys",
         "DELETE FROM public.schema_migrations",
-    ):
-        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
-            _run(warehouse, PIPELINE_ROLE, sql)
+    )
 
 
 def test_an_upgraded_warehouse_narrows_the_api_and_hands_the_view_to_the_pipeline(empty_db_url):

@@ -22,7 +22,7 @@ import pytest
 
 from latam_dagster.settings import DEV_SECRET, PIPELINE_ROLE, role_url
 from tests.conftest import LATAM, _admin_exec, query
-from tests.integration.ingest_helpers import make_passenger_event
+from tests.integration.ingest_helpers import apply_changes, make_passenger_event
 from tests.transform_helpers import write_raw
 
 FINGERPRINT_LABEL = b"latam.pii_hash_key fingerprint"
@@ -47,12 +47,7 @@ def production_env(**changes: str | None) -> dict[str, str]:
     unsets a variable). Plain links to loopback are accepted, which the tests' services are."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LATAM_", "PG"))}
     env.update(GOOD, LATAM_ENV="production", LATAM_ALLOW_PLAINTEXT_LOOPBACK="1")
-    for name, value in changes.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    return env
+    return apply_changes(env, changes, drop=UNSET)
 
 
 CODE_LOCATION = [sys.executable, "-c", "import latam_dagster.definitions"]

@@ -16,19 +16,18 @@ warehouse of the test's own, and a throwaway certificate authority for HTTPS.
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import os
 import socket
 import ssl
 import urllib.error
-from pathlib import Path
 
 import pytest
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
 from tests.integration.observability_support import free_port
 from tests.integration.ui_support import (
+    ANALYST,
+    OPERATOR,
     Ui,
     addresses_of,
     basic,
@@ -38,23 +37,20 @@ from tests.integration.ui_support import (
     proxied_ui,
     proxy_config,
     reload_nginx,
+    run_ids,
     start_nginx,
     stop,
     ui_user,
 )
+from tests.tls_support import make_pki
 
 pytestmark = pytest.mark.integration
-ANALYST = ("ana", "analyst-password-1")
-OPERATOR = ("otto", "operator-password-1")
 REALM = 'Basic realm="LATAM Dagster UI"'
 
 
 @pytest.fixture(scope="module")
 def ui(template_db, amqp_url, tmp_path_factory):
-    home = tmp_path_factory.mktemp("ui_proxy_home")
-    with proxied_ui(
-        template_db, amqp_url, home, [(*ANALYST, "analyst"), (*OPERATOR, "operator")]
-    ) as u:
+    with proxied_ui(template_db, amqp_url, tmp_path_factory.mktemp("ui_proxy_home")) as u:
         yield u
 
 
@@ -66,15 +62,6 @@ def _may_launch(ui: Ui, user: tuple[str, str]) -> bool:
     """What the webserver this user reaches says of launching runs."""
     data = graphql(ui.url, "{ permissions { permission value } }", headers=basic(*user))
     return {p["permission"]: p["value"] for p in data["permissions"]}["launch_pipeline_execution"]
-
-
-def _runs(ui: Ui) -> list[str]:
-    # straight to the full webserver, on loopback, as the test's own observer
-    data = graphql(
-        f"http://127.0.0.1:{ui.full_port}",
-        "{ runsOrError { ... on Runs { results { runId } } } }",
-    )
-    return [r["runId"] for r in data["runsOrError"]["results"]]
 
 
 def test_without_valid_credentials_the_proxy_answers_401(ui: Ui):
@@ -92,21 +79,21 @@ def test_without_valid_credentials_the_proxy_answers_401(ui: Ui):
             assert answer.get("WWW-Authenticate") == REALM, (what, path, answer)
             assert b"dagster" not in body.lower(), (what, path)
     # nor does a launch get through
-    runs = _runs(ui)
+    runs = run_ids(ui)
     status, _, _ = http(ui.url + "/graphql", body={"query": "mutation { terminateRuns }"})
     assert status == 401
-    assert _runs(ui) == runs
+    assert run_ids(ui) == runs
 
 
 def test_an_analyst_gets_the_read_only_ui(ui: Ui):
     status, _, page = http(ui.url + "/", headers=basic(*ANALYST))
     assert status == 200 and b">Dagster</title>" in page
     assert not _may_launch(ui, ANALYST)
-    runs = _runs(ui)
+    runs = run_ids(ui)
     with pytest.raises(DagsterGraphQLClientError) as refused:
         _client(ui, ANALYST).submit_job_execution("drain_job")
     assert refused.value.args[0] == "UnauthorizedError", refused.value
-    assert _runs(ui) == runs
+    assert run_ids(ui) == runs
 
 
 def test_an_operator_gets_the_full_ui(ui: Ui):
@@ -114,7 +101,7 @@ def test_an_operator_gets_the_full_ui(ui: Ui):
     assert status == 200 and b">Dagster</title>" in page
     assert _may_launch(ui, OPERATOR)
     run_id = _client(ui, OPERATOR).submit_job_execution("drain_job")
-    assert run_id in _runs(ui)  # queued for a daemon this test does not run
+    assert run_id in run_ids(ui)  # queued for a daemon this test does not run
 
 
 def test_the_webservers_listen_on_loopback_only(ui: Ui):
@@ -172,81 +159,10 @@ def test_websocket_upgrades_pass_for_authenticated_users_only(ui: Ui):
 # -- HTTPS ----------------------------------------------------------------------------------
 
 
-def _mint_ca_and_server_cert(directory: Path) -> tuple[Path, Path, Path]:
-    """(CA certificate, server certificate, server key), PEM, for 127.0.0.1 and localhost."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "LATAM UI test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )  # fmt: skip
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    paths[2].chmod(0o600)
-    return paths
-
-
 @pytest.fixture(scope="module")
 def https_ui(ui: Ui, tmp_path_factory):
     """(port, CA file) of a second proxy, HTTPS only, in front of the same webservers."""
-    ca, cert, key = _mint_ca_and_server_cert(tmp_path_factory.mktemp("tls"))
+    pki = make_pki(tmp_path_factory.mktemp("tls"))  # a server certificate for 127.0.0.1, localhost
     port = free_port()
     config = proxy_config(
         ui.site,
@@ -254,13 +170,13 @@ def https_ui(ui: Ui, tmp_path_factory):
         ui.full_port,
         ui.read_only_port,
         "proxy-tls",
-        tls_cert=str(cert),
-        tls_key=str(key),
+        tls_cert=str(pki.server_cert),
+        tls_key=str(pki.server_key),
     )
     assert config.url == f"https://127.0.0.1:{port}"
     proc = start_nginx(config, ui.site.env)
     try:
-        yield port, ca
+        yield port, pki.ca_cert
     finally:
         stop(proc)
 

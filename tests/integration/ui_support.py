@@ -8,22 +8,21 @@ import base64
 import contextlib
 import json
 import os
-import signal
 import socket
 import ssl
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from bench.harness import stop_process_group as stop
 from latam_dagster.db import ensure_database
 from latam_dagster.demo import stop_code_servers
 from latam_dagster.ingest.topology import Topology, declare_topology, delete_topology
@@ -32,10 +31,15 @@ from latam_dagster.settings import UiProxySettings, normalize_pg_url
 from latam_dagster.uiproxy import nginx
 from tests.conftest import RUN_ID, _admin_exec, _db_url, drop_database
 from tests.integration.observability_support import free_port
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 START_S = 180  # a webserver loads the code location in a code server of its own first
+ANALYST = ("ana", "analyst-password-1")
+OPERATOR = ("otto", "operator-password-1")
+STAFF = ((*ANALYST, "analyst"), (*OPERATOR, "operator"))
+"""The users `proxied_ui` makes unless told otherwise: (name, password, role)."""
 
 
 @dataclass
@@ -126,7 +130,7 @@ def proxy_config(
 
 @contextlib.contextmanager
 def proxied_ui(
-    template_db: str, amqp_url: str, home: Path, users: list[tuple[str, str, str]]
+    template_db: str, amqp_url: str, home: Path, users: Iterable[tuple[str, str, str]] = STAFF
 ) -> Iterator[Ui]:
     """A site, its two webservers and nginx in front of them, with `users` ((name, password,
     role), made with `latam ui-user`). Runs launched through it are queued for a daemon that is
@@ -199,38 +203,27 @@ def reload_nginx(proc: subprocess.Popen) -> None:
     )
 
 
-def stop(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 def wait_for(
     probe: Callable[[], Any],
     timeout: float,
     what: str,
     on_timeout: Callable[[], str] | None = None,
 ) -> Any:
-    """Poll `probe` until it returns something true (errors count as not yet); returns it."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-        except (OSError, ValueError, KeyError) as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            detail = on_timeout() if on_timeout else ""
-            raise AssertionError(f"{what} within {timeout:.0f} s (last error: {last!r})\n{detail}")
-        time.sleep(0.2)
+    """Poll `probe` until it returns something true (connection, JSON and missing-key errors
+    count as not yet); returns it."""
+    return eventually(
+        probe, timeout, what, interval=0.2, errors=(OSError, ValueError, KeyError),
+        detail=on_timeout,
+    )  # fmt: skip
+
+
+def run_ids(ui: Ui) -> list[str]:
+    """The runs of the UI's Dagster instance, asked of the full webserver directly (on loopback,
+    as the test's own observer, not through the proxy)."""
+    data = graphql(
+        f"http://127.0.0.1:{ui.full_port}", "{ runsOrError { ... on Runs { results { runId } } } }"
+    )
+    return [r["runId"] for r in data["runsOrError"]["results"]]
 
 
 def basic(user: str, password: str) -> dict[str, str]:
