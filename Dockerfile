@@ -24,19 +24,22 @@ ENV LANG=C.UTF-8 \
     UV_NO_PROGRESS=1
 # uv, the installer `make install` uses, in a venv of its own that the runtime never sees
 RUN --mount=type=secret,id=ca-bundle,target=/run/secrets/ca-bundle \
-    if [[ -s /run/secrets/ca-bundle ]]; then export PIP_CERT=/run/secrets/ca-bundle; fi; \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi; \
     python3 -m venv /opt/uv \
     && /opt/uv/bin/pip install --quiet --no-cache-dir --disable-pip-version-check \
         ${PIP_INDEX_URL:+--index-url "$PIP_INDEX_URL"} "uv==${UV_VERSION}"
 # the runtime dependencies only (no test or lint tools): `make lock` writes this file from
-# pyproject.toml with the versions of requirements.lock
+# pyproject.toml with the versions of requirements.lock. The packages' own test suites (pandas,
+# scipy, numpy: about 100 MB) are never imported and are left out.
 COPY infra/images/requirements-runtime.lock /tmp/requirements-runtime.lock
 RUN --mount=type=secret,id=ca-bundle,target=/run/secrets/ca-bundle \
     --mount=type=cache,target=/root/.cache/uv,sharing=locked \
-    if [[ -s /run/secrets/ca-bundle ]]; then export SSL_CERT_FILE=/run/secrets/ca-bundle; fi; \
+    if [ -s /run/secrets/ca-bundle ]; then export SSL_CERT_FILE=/run/secrets/ca-bundle; fi; \
     /opt/uv/bin/uv venv --quiet --python /usr/bin/python3.11 /opt/latam/venv \
     && /opt/uv/bin/uv pip sync --quiet --python /opt/latam/venv/bin/python --compile-bytecode \
-        ${PIP_INDEX_URL:+--index-url "$PIP_INDEX_URL"} /tmp/requirements-runtime.lock
+        ${PIP_INDEX_URL:+--index-url "$PIP_INDEX_URL"} /tmp/requirements-runtime.lock \
+    && find /opt/latam/venv/lib/python3.11/site-packages -type d -name tests -prune \
+        -exec rm -rf {} +
 
 FROM deps AS project
 WORKDIR /app
@@ -48,7 +51,7 @@ WORKDIR /app
 COPY pyproject.toml ./
 RUN --mount=type=secret,id=ca-bundle,target=/run/secrets/ca-bundle \
     --mount=type=cache,target=/root/.cache/uv,sharing=locked \
-    if [[ -s /run/secrets/ca-bundle ]]; then export SSL_CERT_FILE=/run/secrets/ca-bundle; fi; \
+    if [ -s /run/secrets/ca-bundle ]; then export SSL_CERT_FILE=/run/secrets/ca-bundle; fi; \
     mkdir latam_dagster api_service \
     && touch README.md latam_dagster/__init__.py api_service/__init__.py \
     && /opt/uv/bin/uv pip install --quiet --python /opt/latam/venv/bin/python --no-deps \
@@ -71,9 +74,8 @@ FROM ${BASE_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 latam \
     && useradd --no-log-init --uid 10001 --gid latam --create-home --home-dir /home/latam \
         --shell /usr/sbin/nologin latam \
-    && install -d -o root -g root -m 0755 /opt/dagster/home \
-    && install -d -o latam -g latam -m 0750 /opt/dagster/home/storage /var/lib/latam \
-        /var/lib/latam/quality /var/lib/latam/ui
+    && install -d -o latam -g latam -m 0750 /opt/dagster/home /opt/dagster/home/storage \
+        /var/lib/latam /var/lib/latam/quality /var/lib/latam/ui
 ENV LANG=C.UTF-8 \
     PATH=/opt/latam/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     VIRTUAL_ENV=/opt/latam/venv \
@@ -104,24 +106,21 @@ COPY --chmod=0755 infra/images/entrypoint.sh /usr/local/bin/latam-entrypoint
 COPY --chmod=0755 infra/images/healthcheck.py /usr/local/bin/latam-healthcheck
 COPY infra/dagster/dagster.yaml /opt/dagster/home/dagster.yaml
 COPY --from=project /app /app
-USER latam
+USER 10001:10001
 WORKDIR /home/latam
 EXPOSE 3000 4000 8080 9808 9809
 HEALTHCHECK --interval=30s --timeout=30s --start-period=120s --retries=3 \
     CMD ["/usr/local/bin/latam-healthcheck"]
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/latam-entrypoint"]
 
-# last: what changes with every commit only touches the image's metadata
+# the image's description; `make images` adds org.opencontainers.image.revision and .created as
+# build labels (build arguments that change with every commit would void the layer cache)
 ARG BASE_IMAGE
 ARG BASE_DIGEST=
 ARG VERSION=0.1.0
-ARG REVISION=unknown
-ARG CREATED=1970-01-01T00:00:00Z
 LABEL org.opencontainers.image.title="latam-platform" \
       org.opencontainers.image.description="LATAM airline data platform: Dagster code location, webserver and daemon, REST API, metrics exporter, UI proxy" \
       org.opencontainers.image.vendor="LATAM data platform" \
       org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.base.name="${BASE_IMAGE}" \
       org.opencontainers.image.base.digest="${BASE_DIGEST}"

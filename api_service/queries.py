@@ -138,6 +138,7 @@ QUALITY_HISTORY_FILTERS = Filters(
     {"check": Filter("check_name"), "asset": Filter("asset_key")}, bounding=("check", "asset")
 )
 REJECT_FILTERS = Filters({"table": Filter("table_name")}, bounding=("table",))
+NO_FILTERS = Filters({})
 
 
 def _keyset_after(
@@ -169,17 +170,43 @@ def _keyset_after(
     params.update({f"after_{name}": value for name, value in keys})
 
 
-def flights(args: dict[str, Any], after: tuple | None, limit: int) -> Query:
-    """Flights matching the filters, by (flight_date, flight_key)."""
-    conditions, params = FLIGHT_FILTERS.conditions(args)
-    keys = ("flight_date", "flight_key")
-    _keyset_after(conditions, params, after, keys, ">", FLIGHT_FILTERS.pinned(args))
+def _page(
+    select: str,
+    relation: str,
+    filters: Filters,
+    keys: Sequence[str],
+    args: Mapping[str, Any],
+    after: tuple | None,
+    limit: int,
+    *,
+    descending: bool = False,
+    fixed: Mapping[str, Any] | None = None,
+    group_by: str = "",
+) -> Query:
+    """One page of a list: the filters `args` gives and the `fixed` equalities (the resource the
+    list belongs to), after the previous page's last row, ordered by `keys` (newest first when
+    `descending`), `limit + 1` rows."""
+    conditions, params = filters.conditions(args)
+    for position, (column, value) in enumerate((fixed or {}).items()):
+        conditions.insert(position, f"{column} = %(fixed_{column})s")
+        params[f"fixed_{column}"] = value
+    op = "<" if descending else ">"
+    _keyset_after(conditions, params, after, keys, op, filters.pinned(args))
     params["limit"] = limit + 1
+    order = ", ".join(f"{k} DESC" if descending else k for k in keys)
     sql = (
-        f"SELECT {_cols(FLIGHT_COLUMNS)} FROM curated.fact_flight {_where(conditions)} "
-        "ORDER BY flight_date, flight_key LIMIT %(limit)s"
+        f"SELECT {select} FROM {relation} {_where(conditions)} {group_by}"
+        f"ORDER BY {order} LIMIT %(limit)s"
     )
     return sql, params
+
+
+def flights(args: dict[str, Any], after: tuple | None, limit: int) -> Query:
+    """Flights matching the filters, by (flight_date, flight_key)."""
+    keys = ("flight_date", "flight_key")
+    return _page(
+        _cols(FLIGHT_COLUMNS), "curated.fact_flight", FLIGHT_FILTERS, keys, args, after, limit
+    )
 
 
 def flight(flight_key: str) -> Query:
@@ -202,30 +229,23 @@ def flight_exists(flight_key: str) -> Query:
 
 def flight_events(flight_key: str, after: tuple | None, limit: int) -> Query:
     """A flight's status events in the order that decides its curated state."""
-    params: dict[str, Any] = {"flight_key": flight_key, "limit": limit + 1}
-    keyset = ""
-    if after is not None:
-        keyset = "AND event_seq > %(after_seq)s"
-        params["after_seq"] = after[0]
-    sql = (
-        f"SELECT {_cols(EVENT_COLUMNS)} FROM curated.flight_event_history "
-        f"WHERE flight_key = %(flight_key)s {keyset} ORDER BY event_seq LIMIT %(limit)s"
+    return _page(
+        _cols(EVENT_COLUMNS),
+        "curated.flight_event_history",
+        NO_FILTERS,
+        ("event_seq",),
+        {},
+        after,
+        limit,
+        fixed={"flight_key": flight_key},
     )
-    return sql, params
 
 
 def route_performance(args: dict[str, Any], after: tuple | None, limit: int) -> Query:
     """Rows of marts.route_daily_performance in primary-key order."""
-    conditions, params = ROUTE_FILTERS.conditions(args)
     keys = ("flight_date", "carrier", "origin", "destination")
-    _keyset_after(conditions, params, after, keys, ">", ROUTE_FILTERS.pinned(args))
-    params["limit"] = limit + 1
-    sql = (
-        f"SELECT {_cols(ROUTE_COLUMNS)} FROM marts.route_daily_performance "
-        f"{_where(conditions)} ORDER BY flight_date, carrier, origin, destination "
-        "LIMIT %(limit)s"
-    )
-    return sql, params
+    relation = "marts.route_daily_performance"
+    return _page(_cols(ROUTE_COLUMNS), relation, ROUTE_FILTERS, keys, args, after, limit)
 
 
 def row(table: Table, key: str) -> Query:
@@ -243,16 +263,17 @@ def airport(iata: str) -> Query:
 
 def airport_traffic(iata: str, args: dict[str, Any], after: tuple | None, limit: int) -> Query:
     """Daily traffic of one airport, by flight_date."""
-    conditions, params = TRAFFIC_FILTERS.conditions(args)
-    conditions.insert(0, "airport = %(iata)s")
-    params["iata"] = iata
-    _keyset_after(conditions, params, after, ("flight_date",), ">")
-    params["limit"] = limit + 1
-    sql = (
-        f"SELECT {_cols(TRAFFIC_COLUMNS)} FROM marts.airport_daily_traffic "
-        f"{_where(conditions)} ORDER BY flight_date LIMIT %(limit)s"
+    relation = "marts.airport_daily_traffic"
+    return _page(
+        _cols(TRAFFIC_COLUMNS),
+        relation,
+        TRAFFIC_FILTERS,
+        ("flight_date",),
+        args,
+        after,
+        limit,
+        fixed={"airport": iata},
     )
-    return sql, params
 
 
 def aircraft_position(tail_number: str) -> Query:
@@ -263,38 +284,31 @@ def ping() -> Query:
     return "SELECT 1 AS ok", {}
 
 
-QUALITY_COLUMNS = (
-    "evaluation_id", "check_name", "asset_key", "table_name", "partition_key", "run_id",
-    "evaluated_at", "success", "severity", "blocking", "description",
-    "expectations_evaluated", "expectations_failed", "element_count", "unexpected_count",
-    "unexpected_percent", "statistics", "failing_sample", "unexpected_index_query",
-)  # fmt: skip
+QUALITY_COLUMNS = REGISTRY["quality.check_evaluation"].column_names
 
 
 def quality_latest(args: dict[str, Any], after: tuple | None, limit: int) -> Query:
     """The newest evaluation of each check of each asset, by asset then check: rows of the
     table that triggers keep current (migration 0034), read in the order of its key."""
-    conditions, params = QUALITY_LATEST_FILTERS.conditions(args)
     keys = ("asset_key", "check_name")
-    _keyset_after(conditions, params, after, keys, ">", QUALITY_LATEST_FILTERS.pinned(args))
-    params["limit"] = limit + 1
-    sql = (
-        f"SELECT {_cols(QUALITY_COLUMNS)} FROM quality.latest_check_result "
-        f"{_where(conditions)} ORDER BY asset_key, check_name LIMIT %(limit)s"
-    )
-    return sql, params
+    relation = "quality.latest_check_result"
+    return _page(_cols(QUALITY_COLUMNS), relation, QUALITY_LATEST_FILTERS, keys, args, after, limit)
 
 
 def quality_history(args: dict[str, Any], after: tuple | None, limit: int) -> Query:
     """Stored evaluations, newest first, optionally of one check and/or one asset."""
-    conditions, params = QUALITY_HISTORY_FILTERS.conditions(args)
-    _keyset_after(conditions, params, after, ("evaluated_at", "evaluation_id"), "<")
-    params["limit"] = limit + 1
-    sql = (
-        f"SELECT {_cols(QUALITY_COLUMNS)} FROM quality.check_evaluation {_where(conditions)} "
-        "ORDER BY evaluated_at DESC, evaluation_id DESC LIMIT %(limit)s"
+    keys = ("evaluated_at", "evaluation_id")
+    relation = "quality.check_evaluation"
+    return _page(
+        _cols(QUALITY_COLUMNS),
+        relation,
+        QUALITY_HISTORY_FILTERS,
+        keys,
+        args,
+        after,
+        limit,
+        descending=True,
     )
-    return sql, params
 
 
 REJECT_COLUMNS = ("table_name", "rule", "rows", "oldest_first_seen", "newest_last_seen")
@@ -302,13 +316,17 @@ REJECT_COLUMNS = ("table_name", "rule", "rows", "oldest_first_seen", "newest_las
 
 def quality_rejects(args: dict[str, Any], after: tuple | None, limit: int) -> Query:
     """Rows the audit holds back, counted per table and rule (quality.rejects)."""
-    conditions, params = REJECT_FILTERS.conditions(args)
-    keys = ("table_name", "rule")
-    _keyset_after(conditions, params, after, keys, ">", REJECT_FILTERS.pinned(args))
-    params["limit"] = limit + 1
-    sql = (
-        "SELECT table_name, rule, count(*) AS rows, min(first_seen) AS oldest_first_seen, "
-        f"max(last_seen) AS newest_last_seen FROM quality.rejects {_where(conditions)} "
-        "GROUP BY table_name, rule ORDER BY table_name, rule LIMIT %(limit)s"
+    select = (
+        "table_name, rule, count(*) AS rows, min(first_seen) AS oldest_first_seen, "
+        "max(last_seen) AS newest_last_seen"
     )
-    return sql, params
+    return _page(
+        select,
+        "quality.rejects",
+        REJECT_FILTERS,
+        ("table_name", "rule"),
+        args,
+        after,
+        limit,
+        group_by="GROUP BY table_name, rule ",
+    )

@@ -292,6 +292,7 @@ _FIELD_OF_KIND = {
     "bool": Boolean,
     "date": Date,
     "timestamp": DateTime,
+    "json": Raw,
 }
 
 
@@ -299,6 +300,8 @@ def _field(column: Column) -> Field:
     kwargs: dict[str, object] = {"allow_none": True} if column.nullable else {"required": True}
     if column.choices:
         kwargs["validate"] = OneOf(column.choices)
+    if column.description:
+        kwargs["metadata"] = {"description": column.description}
     return _FIELD_OF_KIND[column.kind](**kwargs)
 
 
@@ -354,28 +357,7 @@ def envelope(item: type[Schema], many: bool) -> type[Schema]:
     return type(f"{item.__name__}{suffix}", (Schema,), attrs)
 
 
-class QualityResult(Schema):
-    evaluation_id = Integer(required=True)
-    check_name = String(required=True)
-    asset_key = String(required=True)
-    table_name = String(required=True)
-    partition_key = String(allow_none=True)
-    run_id = String(allow_none=True)
-    evaluated_at = DateTime(required=True)
-    success = Boolean(required=True)
-    severity = String(required=True, validate=OneOf(["ERROR", "WARN"]))
-    blocking = Boolean(required=True)
-    description = String(required=True)
-    expectations_evaluated = Integer(required=True)
-    expectations_failed = Integer(required=True)
-    element_count = Integer(allow_none=True)
-    unexpected_count = Integer(required=True)
-    unexpected_percent = Float(allow_none=True)
-    statistics = Raw(required=True, metadata={"description": "observed values per expectation"})
-    failing_sample = Raw(required=True, metadata={"description": "failing rows, by key"})
-    unexpected_index_query = String(
-        allow_none=True, metadata={"description": "SQL returning every failing row"}
-    )
+QualityResult = _served("quality.check_evaluation")
 
 
 class RejectCount(Schema):

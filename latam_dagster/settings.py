@@ -242,6 +242,18 @@ class Settings(EnvSettings):
     """Postgres database for Dagster runs, events and schedules"""
     topology_prefix: str = _var("LATAM_TOPOLOGY_PREFIX", "latam")
     """prefix of the exchange and queue names (`latam.events`, ...)"""
+    sources_file: str | None = _var("LATAM_SOURCES_FILE", None)
+    """the source registry (default: the repository's infra/sources/sources.yaml)"""
+    sources_secrets_dir: str = _var(
+        "LATAM_SOURCES_SECRETS_DIR", default_factory=lambda: str(Path.cwd() / ".source_secrets")
+    )
+    """folder of the per-system RabbitMQ password files (`<name>.password`, mode 0600)"""
+    sources_management_url: str | None = _var("LATAM_SOURCES_MANAGEMENT_URL", None, secret=True)
+    """RabbitMQ management API URL (with an administrator's credentials) `latam sources
+    provision` uses (default: the host and credentials of LATAM_AMQP_URL, port 15672)"""
+    sources_enforce_identity: bool = _var("LATAM_SOURCES_ENFORCE_IDENTITY", False)
+    """the drain quarantines events without a `user_id` property equal to their source_system
+    (on in production, docs/sources.md)"""
     drain_batch_size: int = _var("LATAM_DRAIN_BATCH_SIZE", 2000)
     """messages written to Postgres per transaction"""
     drain_prefetch: int = _var("LATAM_DRAIN_PREFETCH", 6000)

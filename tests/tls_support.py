@@ -80,6 +80,20 @@ class Pki:
     other_ca_cert: Path
 
 
+KEY_USAGES = (
+    "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+    "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only",
+)  # fmt: skip
+
+
+def _key_usage(*granted: str) -> x509.KeyUsage:
+    """A KeyUsage extension allowing exactly `granted` (every other usage off)."""
+    unknown = set(granted) - set(KEY_USAGES)
+    if unknown:
+        raise ValueError(f"unknown key usages {sorted(unknown)}")
+    return x509.KeyUsage(**{usage: usage in granted for usage in KEY_USAGES})
+
+
 def _name(common_name: str) -> x509.Name:
     return x509.Name(
         [
@@ -111,17 +125,7 @@ def _ca(common_name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
         .serial_number(x509.random_serial_number())
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            _key_usage("digital_signature", "key_cert_sign", "crl_sign"),
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)

@@ -38,6 +38,11 @@ if [[ ${1:-} != --refresh ]]; then
   fi
 fi
 
+if [[ $(id -u) -ne 0 ]]; then
+  log "building the base needs root (debootstrap, chroot): run \`make images\` as root"
+  exit 1
+fi
+
 created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 tag="${REPOSITORY}:${SUITE}-$(date -u +%Y%m%d)-${recipe}"
 rootfs="$STATE/rootfs-${recipe}"
@@ -101,6 +106,7 @@ in_root() { chroot "$rootfs" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FR
   log "the upgrade failed (whole log: $STATE/debootstrap.log)"
   exit 1
 }
+# shellcheck disable=SC2016 # dpkg-query's format, not the shell's
 in_root dpkg-query -W -f '${Package}\t${Version}\n' >"$STATE/base-${recipe}.packages"
 python_version=$(in_root python3 -c 'import platform; print(platform.python_version())')
 umount "$rootfs/proc"

@@ -2,7 +2,8 @@
 # `make images`: build the platform's images with podman, offline from any registry.
 #   1. the tools (infra/images/install.sh: podman, runc, debootstrap; quick when installed);
 #   2. the base image (infra/images/base.sh: reused when built before);
-#   3. latam/platform from the Dockerfile, tagged :latest and :<git revision>.
+#   3. latam/platform from the Dockerfile, tagged :latest, :dev (the compose file's default) and
+#      :<git revision>.
 # Prints how long each step took and the images' sizes.
 #
 # The build reads PyPI as pip does on this machine: the host's CA bundle goes in as the build
@@ -21,6 +22,14 @@ step=$SECONDS
 base=$(bash infra/images/base.sh "$@")
 base_seconds=$((SECONDS - step))
 base_digest=$(podman image inspect --format '{{.Digest}}' "$base")
+# images and layer cache built on an earlier recipe of the base are of no use any more (only
+# images carrying the base's label, and only those no container uses)
+recipe=$(podman image inspect --format '{{index .Labels "org.latam.base.recipe"}}' "$base")
+for old in $(podman images --all --format '{{index .Labels "org.latam.base.recipe"}}' | sort -u); do
+  if [[ -n $old && $old != "<no value>" && $old != "$recipe" ]]; then
+    podman image prune --all --force --filter "label=org.latam.base.recipe=${old}" >/dev/null 2>&1 || true
+  fi
+done
 
 revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 if [[ $revision != unknown ]] && [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]]; then
@@ -36,9 +45,10 @@ build_args=(
   --build-arg "BASE_DIGEST=${base_digest}"
   --build-arg "UV_VERSION=${UV_VERSION:-0.13.9}"
   --build-arg "VERSION=${version}"
-  --build-arg "REVISION=${revision}"
-  --build-arg "CREATED=${created}"
   --build-arg "PIP_INDEX_URL=${index_url}"
+  # labels, not build arguments: every build argument is part of every layer's cache key
+  --label "org.opencontainers.image.revision=${revision}"
+  --label "org.opencontainers.image.created=${created}"
 )
 ca_bundle=${LATAM_BUILD_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 [[ -s $ca_bundle ]] && build_args+=(--secret "id=ca-bundle,src=${ca_bundle}")
@@ -47,15 +57,18 @@ step=$SECONDS
 echo "images: building ${PLATFORM_IMAGE} on ${base}" >&2
 podman build --quiet --format docker --layers --pull=never --network=host \
   "${build_args[@]}" --target runtime \
-  --tag "${PLATFORM_IMAGE}:latest" --tag "${PLATFORM_IMAGE}:${revision}" \
+  --tag "${PLATFORM_IMAGE}:latest" --tag "${PLATFORM_IMAGE}:dev" --tag "${PLATFORM_IMAGE}:${revision}" \
   --file Dockerfile . >/dev/null
 platform_seconds=$((SECONDS - step))
 
-# layers nothing refers to any more (earlier builds of the same stages)
-podman image prune --force >/dev/null 2>&1 || true
+# one revision tag at a time: earlier builds' tags go (their layers stay, as cache)
+podman images --filter "reference=${PLATFORM_IMAGE}" --format '{{.Repository}}:{{.Tag}}' \
+  | grep -vE ":(latest|dev|${revision})$" | xargs -r -n1 podman untag >/dev/null 2>&1 || true
+# No pruning here: the untagged layers of the deps and project stages are the next build's
+# cache. `make images-clean` removes the images and that cache.
 
 size() { podman image inspect --format '{{.Size}}' "$1" | awk '{printf "%.0f MB", $1 / 1e6}'; }
 echo "images: base ${base_seconds} s, platform ${platform_seconds} s, total $((SECONDS - started)) s"
 printf '  %-55s %s\n' "$base" "$(size "$base")"
 printf '  %-55s %s\n' "${PLATFORM_IMAGE}:latest" "$(size "${PLATFORM_IMAGE}:latest")"
-printf '  %-55s %s\n' "${PLATFORM_IMAGE}:${revision}" "(same image)"
+printf '  %-55s %s\n' "${PLATFORM_IMAGE}:dev, :${revision}" "(same image)"

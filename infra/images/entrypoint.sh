@@ -20,6 +20,22 @@ set -eu
 
 WORKSPACE=/app/infra/images/workspace.yaml
 
+# Dagster's instance (dagster.yaml) reads LATAM_DAGSTER_PG_URL itself. As the `latam` commands
+# do, take it from the file LATAM_DAGSTER_PG_URL_FILE names (a mounted secret), and in the
+# postgresql+psycopg2:// form dagster-postgres needs (a plain postgresql:// URL would pick a
+# driver that is not installed).
+if [ -z "${LATAM_DAGSTER_PG_URL:-}" ] && [ -n "${LATAM_DAGSTER_PG_URL_FILE:-}" ]; then
+  LATAM_DAGSTER_PG_URL=$(cat "$LATAM_DAGSTER_PG_URL_FILE")
+  unset LATAM_DAGSTER_PG_URL_FILE  # the settings refuse both set at once
+fi
+case ${LATAM_DAGSTER_PG_URL:-} in
+  postgresql://*) LATAM_DAGSTER_PG_URL="postgresql+psycopg2://${LATAM_DAGSTER_PG_URL#postgresql://}" ;;
+  postgres://*) LATAM_DAGSTER_PG_URL="postgresql+psycopg2://${LATAM_DAGSTER_PG_URL#postgres://}" ;;
+esac
+if [ -n "${LATAM_DAGSTER_PG_URL:-}" ]; then
+  export LATAM_DAGSTER_PG_URL
+fi
+
 if [ $# -eq 0 ]; then
   exec latam --help
 fi

@@ -162,28 +162,28 @@ def _print_report(report, as_json: bool) -> None:
     click.echo(f"run {'succeeded' if report.success else 'failed'}: {', '.join(report.run_ids)}")
 
 
+def _run_pipeline(what: str, as_json: bool) -> None:
+    """Run `latam_dagster.pipeline.<what>` and exit 0 when everything succeeded, else 1."""
+    refuse_default_secrets("warehouse_url", *PIPELINE_SECRETS)
+    from latam_dagster import pipeline
+
+    report = getattr(pipeline, what)()
+    _print_report(report, as_json)
+    sys.exit(0 if report.success else 1)
+
+
 @main.command("run-once")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def run_once_cmd(as_json: bool) -> None:
     """Run the whole pipeline once through Dagster; non-zero exit when anything fails."""
-    refuse_default_secrets("warehouse_url", *PIPELINE_SECRETS)
-    from latam_dagster.pipeline import run_once
-
-    report = run_once()
-    _print_report(report, as_json)
-    sys.exit(0 if report.success else 1)
+    _run_pipeline("run_once", as_json)
 
 
 @main.command("full-refresh")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def full_refresh_cmd(as_json: bool) -> None:
     """Rebuild curated tables and every mart partition from raw (after a logic change)."""
-    refuse_default_secrets("warehouse_url", *PIPELINE_SECRETS)
-    from latam_dagster.pipeline import full_refresh
-
-    report = full_refresh()
-    _print_report(report, as_json)
-    sys.exit(0 if report.success else 1)
+    _run_pipeline("full_refresh", as_json)
 
 
 @main.command()
@@ -351,9 +351,11 @@ def _register_commands() -> None:
     from latam_dagster.cli.exporter import exporter
     from latam_dagster.cli.quality import quality
     from latam_dagster.cli.simulate import simulate
+    from latam_dagster.cli.sources import sources
     from latam_dagster.cli.ui_users import commands as ui_commands
 
     main.add_command(simulate)
+    main.add_command(sources)
     for command in ui_commands:
         main.add_command(command)
     main.add_command(exporter)

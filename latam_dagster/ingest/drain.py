@@ -55,6 +55,17 @@ STOP_QUEUE_EMPTY = "queue empty"
 STOP_QUEUE_BUSY = "queue held by another drain"
 BUDGET_STOPS = (STOP_MESSAGE_BUDGET, STOP_TIME_BUDGET)
 
+# quarantine reasons of the identity check (docs/sources.md); the exporter counts reasons that
+# start with IDENTITY_REASON_PREFIX per source system
+IDENTITY_REASON_PREFIX = "identity:"
+IDENTITY_MISMATCH = (
+    "identity: $.source_system is not the publishing user (the message's user_id property)"
+)
+IDENTITY_MISSING = (
+    "identity: no user_id property, required while LATAM_SOURCES_ENFORCE_IDENTITY is on"
+)
+IDENTITY_ERROR_CLASS = "SourceIdentity"
+
 
 class DrainInterrupted(RuntimeError):
     """The broker connection dropped mid-drain; `stats` says what was done before."""
@@ -110,6 +121,7 @@ class DrainConfig:
     max_message_bytes: int = 1024 * 1024
     max_bytes_in_flight: int = 48 * 1024 * 1024  # received and not yet acked, held in memory
     lock_timeout: float = 60.0  # wait this long for the drain that holds the queue
+    enforce_identity: bool = False  # quarantine events without a user_id property (identity)
 
     @property
     def batch_bytes(self) -> int:
@@ -129,13 +141,35 @@ class DrainConfig:
             max_bytes_in_flight=s.drain_max_bytes_in_flight,
             # the runs queued ahead may each drain a whole budget first
             lock_timeout=max(120.0, 8 * s.drain_max_seconds),
+            enforce_identity=s.sources_enforce_identity,
         )
 
 
-def classify(body: bytes, routing_key: str | bytes, queue: str, max_bytes: int) -> Valid | Rejected:
-    """Validate one body and shape it for the writer. Never raises: a failure while handling the
-    message quarantines it with the exception's class (and no exception text, which may quote
-    the message)."""
+def identity_problem(source_system: object, user_id: object, enforce: bool) -> str | None:
+    """Why an event's `source_system` is not vouched for by its publisher, or None.
+
+    RabbitMQ refuses a publish whose `user_id` property is not the connection's user, so a
+    `user_id` names the publisher. An event claiming another system's name is refused whenever
+    it carries one; one without `user_id` only when identity is enforced. The reason names the
+    rule and the path, never a value."""
+    if user_id is None:
+        return IDENTITY_MISSING if enforce else None
+    if not isinstance(user_id, str) or source_system != user_id:
+        return IDENTITY_MISMATCH
+    return None
+
+
+def classify(
+    body: bytes,
+    routing_key: str | bytes,
+    queue: str,
+    max_bytes: int,
+    user_id: object = None,
+    enforce_identity: bool = False,
+) -> Valid | Rejected:
+    """Validate one body (the contract, then the publisher's identity: `identity_problem`) and
+    shape it for the writer. Never raises: a failure while handling the message quarantines it
+    with the exception's class (and no exception text, which may quote the message)."""
     try:
         if len(body) > max_bytes:  # before anything reads it
             reason = f"body too large: {len(body)} bytes > limit {max_bytes}"
@@ -145,6 +179,11 @@ def classify(body: bytes, routing_key: str | bytes, queue: str, max_bytes: int) 
         sha = hashlib.sha256(body).digest()
         if isinstance(outcome, InvalidEvent):
             return Rejected(queue, key, outcome.reason, body, outcome.message_id, body_sha256=sha)
+        source = outcome.doc.get("source_system")
+        if problem := identity_problem(source, user_id, enforce_identity):
+            rejected = Rejected(queue, key, problem, body, outcome.message_id, body_sha256=sha)
+            rejected.error_class = IDENTITY_ERROR_CLASS
+            return rejected
         return Valid(outcome.event_type, key, outcome.text, outcome.message_id, sha)
     except Exception as exc:  # noqa: BLE001 - the contract: one message never stops a drain
         reason = f"could not handle the message: {type(exc).__name__}"
@@ -383,14 +422,16 @@ def _drain(
         worker.start()
 
         max_bytes = config.max_message_bytes
+        enforce = config.enforce_identity
         pending_bytes = delivered = 0
 
-        def on_message(ch, method, _props, body: bytes) -> None:
+        def on_message(ch, method, props, body: bytes) -> None:
             # validated here, while the writer thread waits on Postgres for the previous batch;
-            # properties and headers are not read: nothing in them can fail the message
+            # of the properties only user_id is read (the identity check); headers are not
             nonlocal pending_bytes, delivered
             delivered += 1
-            item = classify(body, method.routing_key, queue, max_bytes)
+            user_id = getattr(props, "user_id", None)
+            item = classify(body, method.routing_key, queue, max_bytes, user_id, enforce)
             pending.append((method.delivery_tag, item))
             pending_bytes += _held_bytes(item)
             stats.bytes_received += len(body)

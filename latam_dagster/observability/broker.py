@@ -96,24 +96,30 @@ class QueueStats:
     published: int | None
 
 
+def management_endpoint(base_url: str) -> tuple[str, str | None]:
+    """The base URL of a RabbitMQ management API without its credentials, and the Basic
+    authorization value of those credentials (None without a user). Only http(s) URLs."""
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"the RabbitMQ management URL must be http(s), not {parts.scheme!r}")
+    auth = None
+    if parts.username is not None:
+        user = urllib.parse.unquote(parts.username)
+        password = urllib.parse.unquote(parts.password or "")
+        auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    netloc = parts.hostname or "localhost"
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")), auth
+
+
 class ManagementClient:
     """The few calls of the RabbitMQ management HTTP API the exporter needs."""
 
     def __init__(self, base_url: str, timeout: float = 5.0) -> None:
-        parts = urllib.parse.urlsplit(base_url)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(f"the RabbitMQ management URL must be http(s), not {parts.scheme!r}")
-        self._auth = None
-        if parts.username is not None:
-            user = urllib.parse.unquote(parts.username)
-            password = urllib.parse.unquote(parts.password or "")
-            self._auth = base64.b64encode(f"{user}:{password}".encode()).decode()
-        netloc = parts.hostname or "localhost"
-        if ":" in netloc:
-            netloc = f"[{netloc}]"
-        if parts.port:
-            netloc = f"{netloc}:{parts.port}"
-        self.base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        self.base, self._auth = management_endpoint(base_url)
         self.timeout = timeout
 
     def queues(self, vhost: str) -> dict[str, QueueStats]:

@@ -107,6 +107,23 @@ QUARANTINE = _PerSource(
     ),
     ("latam_quarantine_open_messages", "Quarantined messages not replayed yet."),
 )
+# quarantined by the drain's identity check (reason `identity: ...`, docs/sources.md); the routing
+# key's second word is the system whose user was allowed to write it
+IDENTITY = _PerSource(
+    "raw.quarantine",
+    """SELECT queue, split_part(coalesce(routing_key, ''), '.', 2) AS source,
+              count(*), count(*) FILTER (WHERE replayed_at IS NULL)
+       FROM raw.quarantine WHERE reason LIKE 'identity:%' GROUP BY 1, 2""",
+    "queue",
+    (
+        "latam_ingest_identity_rejected_messages_total",
+        "Messages quarantined because their source_system is not their publishing user.",
+    ),
+    (
+        "latam_quarantine_identity_open_messages",
+        "Identity-rejected messages in the quarantine not replayed yet.",
+    ),
+)
 # message_ids seen again with a different body (the first body stays in raw)
 CONFLICTS = _PerSource(
     "raw.message_id_conflicts",
@@ -210,6 +227,7 @@ class WarehouseCollector:
         self._rows(cur, out, tables)
         self._ingest(cur, out, tables, horizon)
         self._per_source(cur, out, tables, QUARANTINE)
+        self._per_source(cur, out, tables, IDENTITY)
         self._per_source(cur, out, tables, CONFLICTS, known={raw.table for raw in self._raw})
         self._curated_newest(cur, tables, horizon)
         lags = self._processing_lag(cur, out, tables, now)

@@ -21,6 +21,7 @@ from latam_dagster.tables import (
     flight_passenger,
     flight_passenger_load,
     marts,
+    quality_results,
 )
 from latam_dagster.tables.quarantine import quarantine_suites
 from latam_dagster.tables.rules import TableSuite
@@ -102,5 +103,6 @@ REGISTRY = Registry(
         flight_event_history.TABLE,
         marts.ROUTE_DAILY_PERFORMANCE,
         marts.AIRPORT_DAILY_TRAFFIC,
+        quality_results.TABLE,
     ]
 )

@@ -6,7 +6,7 @@ the exporter read it; none of them repeats its facts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -15,27 +15,33 @@ from typing import Any, Literal
 
 from latam_dagster.tables.rules import Rule, TableSuite
 
-ColumnKind = Literal["text", "int", "float", "bool", "date", "timestamp"]
-KINDS: tuple[str, ...] = ("text", "int", "float", "bool", "date", "timestamp")
+ColumnKind = Literal["text", "int", "float", "bool", "date", "timestamp", "json"]
+KINDS: tuple[str, ...] = ("text", "int", "float", "bool", "date", "timestamp", "json")
 ScopeFn = Callable[[Any, dict[str, int]], tuple[str, int | None]]
 """(cursor, watermarks) -> (SQL predicate restricting the table's SQL to the batch, keys in scope)."""
 
 
 @dataclass(frozen=True)
 class Column:
-    """A column the table serves: name, kind (API type), nullability, allowed values."""
+    """A column the table serves: name, kind (API type), nullability, allowed values, and what
+    it means where the name does not say it (the API's document shows it)."""
 
     name: str
     kind: ColumnKind
     nullable: bool = False
     choices: tuple[str, ...] | None = None
+    description: str | None = None
 
 
-def columns(spec: str, **choices: tuple[str, ...]) -> tuple[Column, ...]:
+def columns(
+    spec: str, described: Mapping[str, str] | None = None, **choices: tuple[str, ...]
+) -> tuple[Column, ...]:
     """Columns from a compact spec: `"flight_key:text status:text dep_delay_min:float?"`.
 
-    `?` marks a nullable column; keyword arguments give a column its allowed values.
+    `?` marks a nullable column; `described` gives columns a description; keyword arguments
+    give a column its allowed values.
     """
+    described = dict(described or {})
     out = []
     for item in spec.split():
         name, _, kind = item.partition(":")
@@ -43,9 +49,12 @@ def columns(spec: str, **choices: tuple[str, ...]) -> tuple[Column, ...]:
         kind = kind.removesuffix("?")
         if kind not in KINDS:
             raise ValueError(f"column {name}: unknown kind {kind!r} (one of {', '.join(KINDS)})")
-        out.append(Column(name, kind, nullable, choices.pop(name, None)))  # type: ignore[arg-type]
-    if choices:
-        raise ValueError(f"choices for undeclared columns: {sorted(choices)}")
+        column = Column(name, kind, nullable, choices.pop(name, None), described.pop(name, None))  # type: ignore[arg-type]
+        out.append(column)
+    if choices or described:
+        raise ValueError(
+            f"choices or descriptions of undeclared columns: {sorted([*choices, *described])}"
+        )
     return tuple(out)
 
 

@@ -288,3 +288,34 @@ def test_podman_compose_reads_the_file():
     assert rendered["services"]["webserver-operator"]["networks"]["ui"]["ipv4_address"] == (
         "172.30.53.11"
     )
+
+
+NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+
+
+@pytest.mark.skipif(NGINX is None or shutil.which("openssl") is None, reason="needs nginx, openssl")
+def test_the_ui_proxy_command_renders_a_configuration_nginx_accepts(services, tmp_path):
+    """The ui-proxy service's own shell command, with its paths moved under tmp_path, on the
+    files secrets.sh makes: nginx accepts the configuration (`nginx -t`)."""
+    secrets, run = tmp_path / "secrets", tmp_path / "run"
+    env = {**os.environ, "LATAM_COMPOSE_SECRETS": str(secrets), "PYTHON": sys.executable}
+    made = subprocess.run(
+        ["bash", str(COMPOSE_DIR / "secrets.sh")], env=env, capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stderr
+    script = services["ui-proxy"]["command"][2]
+    script = script.replace("/run/latam-ui", str(run)).replace("/run/secrets", str(secrets))
+    script = script.replace("$$", "$").replace("exec env", "env") + " -t"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "LATAM_UI_HOST": "127.0.0.1",
+        "LATAM_UI_AUTH_DIR": str(run / "auth"),
+        "LATAM_UI_NET": "172.30.53",
+    }
+    run.mkdir()
+    proc = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    conf = (run / "nginx" / "nginx.conf").read_text()
+    assert "server 172.30.53.12:3000;" in conf and "server 172.30.53.11:3000;" in conf
+    assert (run / "auth" / "operator.htpasswd").read_text().startswith("operator:$2")

@@ -9,7 +9,9 @@ properties the platform's data depends on hold in every module and environment.
 - GKE: private nodes, Workload Identity, shielded nodes, no 0.0.0.0/0 on the control plane.
 - Buckets: versioning, uniform access, public access prevention.
 - No secret values: no secret versions, no passwords, no keys, no 0.0.0.0/0 anywhere.
-- Each environment keeps its state in its own GCS bucket.
+- Each environment is a thin root: its state in its own GCS bucket, the providers and one call of
+  modules/platform (which wires the modules); its values are that call's arguments over the
+  platform module's defaults.
 """
 
 from __future__ import annotations
@@ -57,8 +59,37 @@ def one(body: dict[str, Any], key: str) -> dict[str, Any]:
     return blocks[0]
 
 
-def tfvars(env: str) -> dict[str, Any]:
-    return {k: unq(v) for k, v in load(ROOT / "environments" / env / "terraform.tfvars").items()}
+def module_calls(path: Path) -> dict[str, dict[str, Any]]:
+    """name -> arguments of every `module` block of a file."""
+    return {
+        unq(name): body for block in load(path).get("module", []) for name, body in block.items()
+    }
+
+
+def platform_defaults() -> dict[str, Any]:
+    """Defaults of the platform module's variables (those that have one)."""
+    return {
+        unq(name): unq(body["default"])
+        for block in load(MODULES / "platform" / "variables.tf")["variable"]
+        for name, body in block.items()
+        if "default" in body
+    }
+
+
+def env_values(env: str) -> dict[str, Any]:
+    """The platform module's inputs in an environment: its defaults, overridden by the arguments of
+    the environment's `module "platform"` call (references to the root's locals resolved)."""
+    main = load(ROOT / "environments" / env / "main.tf")
+    local_values = {k: unq(v) for block in main.get("locals", []) for k, v in block.items()}
+    arguments = module_calls(ROOT / "environments" / env / "main.tf")["platform"]
+    values = platform_defaults()
+    for name, value in arguments.items():
+        if name == "source" or name.startswith("__"):  # python-hcl2 keeps comments as __comments__
+            continue
+        value = unq(value)
+        ref = re.fullmatch(r"\$\{local\.(\w+)\}", value) if isinstance(value, str) else None
+        values[name] = local_values[ref.group(1)] if ref else value
+    return values
 
 
 def all_tf_text() -> str:
@@ -109,11 +140,19 @@ def test_cloud_sql_has_a_read_replica_of_the_primary(sql):
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_environments_set_availability_and_production_is_regional(env):
-    values = tfvars(env)
+    values = env_values(env)
     assert values["sql_availability_type"] in ("REGIONAL", "ZONAL")
     if env == "production":
         assert values["sql_availability_type"] == "REGIONAL"
         assert values["sql_retained_backups"] >= 30
+
+
+def test_the_platform_module_passes_the_environment_values_to_cloud_sql():
+    """The environments' availability and backups reach the instance (not a value fixed on the way)."""
+    cloudsql = module_calls(MODULES / "platform" / "main.tf")["cloudsql"]
+    assert cloudsql["availability_type"] == "${var.sql_availability_type}"
+    assert cloudsql["retained_backups"] == "${var.sql_retained_backups}"
+    assert "read_replica" not in cloudsql  # the module's default: a replica in every environment
 
 
 # --- CMEK on every store -----------------------------------------------------------------------
@@ -144,13 +183,8 @@ def test_every_store_is_encrypted_with_a_customer_managed_key():
     assert redis["customer_managed_key"] == "${var.kms_key_id}"
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_each_environment_hands_each_store_its_own_key(env):
-    modules = {
-        unq(name): body
-        for block in load(ROOT / "environments" / env / "main.tf")["module"]
-        for name, body in block.items()
-    }
+def test_the_platform_module_hands_each_store_its_own_key():
+    modules = module_calls(MODULES / "platform" / "main.tf")
     expected = {
         "cloudsql": "cloudsql",
         "storage": "storage",
@@ -198,7 +232,7 @@ def test_gke_has_private_nodes_workload_identity_and_shielded_nodes():
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_no_control_plane_or_database_is_open_to_the_internet(env):
-    for network in tfvars(env)["master_authorized_networks"]:
+    for network in env_values(env)["master_authorized_networks"]:
         assert unq(network["cidr_block"]) != "0.0.0.0/0"
     # no value anywhere is 0.0.0.0/0 (the validation that refuses it compares with `!=`)
     for line in all_tf_text().splitlines():
@@ -245,6 +279,17 @@ def test_no_secret_values_in_the_code():
         assert not re.search(rf"^\s*{attribute}\s*=", text, re.M), attribute
     # nothing that looks like a key or a credential
     assert not re.search(r"-----BEGIN|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35}", text)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_environment_is_one_call_of_the_platform_module(env):
+    root = ROOT / "environments" / env
+    calls = module_calls(root / "main.tf")
+    assert list(calls) == ["platform"]
+    assert unq(calls["platform"]["source"]) == "../../modules/platform"
+    assert unq(calls["platform"]["environment"]) == env
+    for tf in root.glob("*.tf"):
+        assert "resource" not in load(tf), f"{tf.name}: resources belong in modules/platform"
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -188,28 +188,28 @@ def api_warehouse(template_db: str, tmp_path_factory) -> Iterator[ApiWarehouse]:
         yield ApiWarehouse(url, tmp_path_factory.mktemp("plans_data_docs"))
 
 
-@pytest.fixture(scope="module")
-def reader(api_warehouse: ApiWarehouse) -> Iterator[psycopg2.extensions.cursor]:
-    """A session of the API's role, with the settings the API's connections get."""
-    conn = psycopg2.connect(api_warehouse.reader_url)
+def _session(url: str, *setup: str) -> Iterator[psycopg2.extensions.cursor]:
+    """An autocommit cursor on `url` after the `setup` statements; closed afterwards."""
+    conn = psycopg2.connect(url)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute("SET TimeZone = 'UTC'")
+            for statement in setup:
+                cur.execute(statement)
             yield cur
     finally:
         conn.close()
+
+
+@pytest.fixture(scope="module")
+def reader(api_warehouse: ApiWarehouse) -> Iterator[psycopg2.extensions.cursor]:
+    """A session of the API's role, with the settings the API's connections get."""
+    yield from _session(api_warehouse.reader_url, "SET TimeZone = 'UTC'")
 
 
 @pytest.fixture(scope="module")
 def owner(api_warehouse: ApiWarehouse) -> Iterator[psycopg2.extensions.cursor]:
-    conn = psycopg2.connect(api_warehouse.owner_url)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            yield cur
-    finally:
-        conn.close()
+    yield from _session(api_warehouse.owner_url)
 
 
 # --- the lists ----------------------------------------------------------------------------------

@@ -175,6 +175,7 @@ def test_the_secret_variables_are_the_expected_ones():
         "LATAM_PIPELINE_DATABASE_PASSWORD",
         "LATAM_PIPELINE_DATABASE_URL",
         "LATAM_RABBITMQ_MANAGEMENT_URL",
+        "LATAM_SOURCES_MANAGEMENT_URL",
         "LATAM_WAREHOUSE_URL",
     ]
 

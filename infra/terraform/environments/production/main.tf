@@ -1,185 +1,51 @@
-# One environment of the LATAM data platform on GCP: network, keys, GKE, Cloud SQL, secrets,
-# buckets and (optionally) Memorystore. The same file serves staging and production; the
-# differences are the variables in terraform.tfvars and the state bucket in backend.tf.
+# Production: the platform module (modules/platform) with production's project, ranges and sizes.
+# State in backend.tf. Production runs Cloud SQL REGIONAL (a standby in a second zone) and
+# Memorystore.
+
+locals {
+  project_id = "latam-data-production"
+  region     = "southamerica-east1"
+}
 
 provider "google" {
-  project = var.project_id
-  region  = var.region
+  project = local.project_id
+  region  = local.region
 }
 
 provider "google-beta" {
-  project = var.project_id
-  region  = var.region
+  project = local.project_id
+  region  = local.region
 }
 
-locals {
-  name = "latam-${var.environment}"
-  labels = {
-    platform    = "latam-data"
-    environment = var.environment
-    managed-by  = "terraform"
-  }
-}
+module "platform" {
+  source = "../../modules/platform"
 
-resource "google_project_service" "apis" {
-  for_each = toset([
-    "cloudkms.googleapis.com",
-    "compute.googleapis.com",
-    "container.googleapis.com",
-    "iam.googleapis.com",
-    "redis.googleapis.com",
-    "secretmanager.googleapis.com",
-    "servicenetworking.googleapis.com",
-    "sqladmin.googleapis.com",
-    "storage.googleapis.com",
-  ])
+  project_id    = local.project_id
+  environment   = "production"
+  region        = local.region
+  nodes_cidr    = "10.40.0.0/20"
+  pods_cidr     = "10.44.0.0/14"
+  services_cidr = "10.48.0.0/20"
+  master_cidr   = "172.16.40.0/28"
 
-  project            = var.project_id
-  service            = each.value
-  disable_on_destroy = false
-}
-
-# Data access to the buckets and secrets is recorded in Cloud Audit Logs.
-resource "google_project_iam_audit_config" "data_access" {
-  for_each = toset(["storage.googleapis.com", "secretmanager.googleapis.com", "cloudsql.googleapis.com"])
-
-  project = var.project_id
-  service = each.value
-
-  audit_log_config {
-    log_type = "DATA_READ"
-  }
-
-  audit_log_config {
-    log_type = "DATA_WRITE"
-  }
-}
-
-module "network" {
-  source = "../../modules/network"
-
-  project_id    = var.project_id
-  name          = local.name
-  region        = var.region
-  nodes_cidr    = var.nodes_cidr
-  pods_cidr     = var.pods_cidr
-  services_cidr = var.services_cidr
-
-  depends_on = [google_project_service.apis]
-}
-
-module "kms" {
-  source = "../../modules/kms"
-
-  project_id = var.project_id
-  name       = local.name
-  region     = var.region
-  labels     = local.labels
-
-  depends_on = [google_project_service.apis]
-}
-
-module "gke" {
-  source = "../../modules/gke"
-
-  project_id                 = var.project_id
-  name                       = local.name
-  region                     = var.region
-  network_id                 = module.network.network_id
-  subnetwork_id              = module.network.subnetwork_id
-  pods_range_name            = module.network.pods_range_name
-  services_range_name        = module.network.services_range_name
-  master_cidr                = var.master_cidr
-  master_authorized_networks = var.master_authorized_networks
-  rbac_security_group        = var.gke_rbac_security_group
-  kms_key_id                 = module.kms.key_ids["gke"]
-  machine_type               = var.gke_machine_type
-  min_nodes                  = var.gke_min_nodes
-  max_nodes                  = var.gke_max_nodes
-  labels                     = local.labels
-
-  depends_on = [module.kms]
-}
-
-module "cloudsql" {
-  source = "../../modules/cloudsql"
-
-  project_id        = var.project_id
-  name              = local.name
-  region            = var.region
-  network_id        = module.network.network_id
-  kms_key_id        = module.kms.key_ids["cloudsql"]
-  tier              = var.sql_tier
-  replica_tier      = var.sql_replica_tier
-  availability_type = var.sql_availability_type
-  disk_size_gb      = var.sql_disk_size_gb
-  retained_backups  = var.sql_retained_backups
-  labels            = local.labels
-
-  # private IPs come from the peering; the key must be usable by Cloud SQL's agent first
-  depends_on = [module.network, module.kms]
-}
-
-module "secrets" {
-  source = "../../modules/secrets"
-
-  project_id = var.project_id
-  name       = local.name
-  region     = var.region
-  kms_key_id = module.kms.key_ids["secrets"]
-  accessor   = module.gke.platform_member
-  labels     = local.labels
-  # one secret per value the platform reads from a file (*_FILE variables, docs/deploy.md)
-  secret_ids = [
-    "warehouse-url",
-    "pipeline-database-url",
-    "api-database-url",
-    "exporter-database-url",
-    "dagster-pg-url",
-    "amqp-url",
-    "rabbitmq-management-url",
-    "pii-hash-key",
-    "api-cursor-secret",
-    "api-session-secret",
-    "ui-analyst-htpasswd",
-    "ui-operator-htpasswd",
-    "ui-roles-map",
-    "grafana-admin-password",
-    "pg-owner-password",
-    "pg-pipeline-password",
-    "pg-exporter-password",
-    "pg-api-password",
-    "pg-dagster-password",
+  # the deploy runners' egress and the operators' VPN (replace with the organisation's ranges)
+  master_authorized_networks = [
+    { cidr_block = "10.255.0.0/24", display_name = "operators-vpn" },
   ]
 
-  depends_on = [module.kms]
-}
+  gke_rbac_security_group = "gke-security-groups@latam.example"
+  gke_machine_type        = "e2-standard-8"
+  gke_min_nodes           = 1
+  gke_max_nodes           = 5
 
-module "storage" {
-  source = "../../modules/storage"
+  # a standby in a second zone with automatic failover
+  sql_tier              = "db-custom-4-15360"
+  sql_replica_tier      = "db-custom-4-15360"
+  sql_availability_type = "REGIONAL"
+  sql_disk_size_gb      = 200
+  sql_retained_backups  = 30
 
-  project_id = var.project_id
-  name       = "${var.bucket_prefix}-${var.environment}"
-  region     = var.region
-  kms_key_id = module.kms.key_ids["storage"]
-  writer     = module.gke.platform_member
-  labels     = local.labels
-
-  depends_on = [module.kms]
-}
-
-module "redis" {
-  source = "../../modules/redis"
-  count  = var.enable_redis ? 1 : 0
-
-  project_id     = var.project_id
-  name           = local.name
-  region         = var.region
-  network_id     = module.network.network_id
-  kms_key_id     = module.kms.key_ids["redis"]
-  tier           = var.redis_tier
-  memory_size_gb = var.redis_memory_size_gb
-  labels         = local.labels
-
-  depends_on = [module.network, module.kms]
+  enable_redis         = true
+  redis_tier           = "STANDARD_HA"
+  redis_memory_size_gb = 1
 }

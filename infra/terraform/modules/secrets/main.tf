@@ -1,7 +1,7 @@
 # The platform's secrets in Secret Manager: the secrets exist here, their values never do. An
 # operator adds each version (`gcloud secrets versions add ... --data-file=-`, docs/deploy.md);
-# the pods read them through the Secret Manager CSI driver as files, which the *_FILE variables
-# name. Replicated in the platform's region only, encrypted with the platform's key (CMEK).
+# the pods read them as files (External Secrets Operator or the Secret Manager CSI driver) that
+# the *_FILE variables name. Replicated in the platform's region only, encrypted with the platform's key (CMEK).
 
 resource "google_secret_manager_secret" "secrets" {
   for_each = toset(var.secret_ids)

@@ -1,0 +1,1 @@
+"""The source systems allowed to publish: the registry and their RabbitMQ users."""
