@@ -82,19 +82,36 @@ def list_users() -> None:
     required=True,
     help="Directory of nginx's pid file, logs and temporary files (its -p prefix).",
 )
+@click.option(
+    "--api-upstream",
+    default=None,
+    help="host:port of the REST API: the proxy also serves it (TLS with the UI's certificate) "
+    "on --api-port; run the API with LATAM_API_PROXY_HOPS=1.",
+)
+@click.option("--api-port", type=int, default=None, help="Port of the proxy's API server.")
 def ui_proxy_config(
-    port: int, analyst_upstream: str, operator_upstream: str, state_dir: Path
+    port: int,
+    analyst_upstream: str,
+    operator_upstream: str,
+    state_dir: Path,
+    api_upstream: str | None,
+    api_port: int | None,
 ) -> None:
     """Write the UI proxy's nginx configuration into STATE_DIR and print how to run it.
 
     Listen address, users and TLS come from LATAM_UI_HOST, LATAM_UI_AUTH_DIR,
     LATAM_UI_TLS_CERT and LATAM_UI_TLS_KEY."""
+    from dataclasses import replace
+
     from latam_dagster.settings import get_ui_proxy_settings
     from latam_dagster.uiproxy import nginx
 
+    if (api_upstream is None) != (api_port is None):
+        raise click.UsageError("--api-upstream and --api-port go together")
     config = nginx.ProxyConfig.from_settings(
         get_ui_proxy_settings(), port, analyst_upstream, operator_upstream, state_dir
     )
+    config = replace(config, api_upstream=api_upstream, api_port=api_port)
     path = nginx.write_config(config)
     click.echo(f"wrote {path}")
     try:

@@ -41,6 +41,10 @@ class ProxyConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     worker_processes: int = 2
+    api_upstream: str | None = None
+    """host:port of the REST API: with `api_port`, a second server of the proxy terminates TLS
+    for it (no basic auth there: the API checks its own keys)."""
+    api_port: int | None = None
 
     @classmethod
     def from_settings(
@@ -103,6 +107,8 @@ def render(config: ProxyConfig) -> str:
 
     if config.tls and not (config.tls_cert and config.tls_key):
         raise ValueError("TLS needs both a certificate and a key")
+    if (config.api_upstream is None) != (config.api_port is None):
+        raise ValueError("the API needs both an upstream and a port on the proxy")
     host = f"[{config.listen_host}]" if ":" in config.listen_host else config.listen_host
     # an nginx configuration, not HTML: HTML escaping would corrupt it, and every value rendered
     # is a path, port or name from the settings (never request data)
@@ -121,6 +127,8 @@ def render(config: ProxyConfig) -> str:
         tls=config.tls,
         tls_cert=_token(config.tls_cert.resolve()) if config.tls_cert else None,
         tls_key=_token(config.tls_key.resolve()) if config.tls_key else None,
+        api_upstream=_token(config.api_upstream) if config.api_upstream else None,
+        api_listen=_token(f"{host}:{int(config.api_port)}") if config.api_port else None,
     )
 
 

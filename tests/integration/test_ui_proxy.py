@@ -16,10 +16,13 @@ warehouse of the test's own, and a throwaway certificate authority for HTTPS.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import ssl
+import threading
 import urllib.error
+from dataclasses import replace
 
 import pytest
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
@@ -179,6 +182,62 @@ def https_ui(ui: Ui, tmp_path_factory):
         yield port, pki.ca_cert
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="module")
+def https_api(ui: Ui, tmp_path_factory):
+    """(port, CA file) of a proxy terminating TLS for a running API (trusting that one hop)."""
+    from werkzeug.serving import make_server
+
+    from api_service import create_app
+    from api_service.config import READ_ONLY_ROLE, get_api_config
+    from latam_dagster.settings import role_url
+
+    config = get_api_config(
+        database_url=role_url(ui.site.env["LATAM_WAREHOUSE_URL"], READ_ONLY_ROLE),
+        proxy_hops=1,
+        ratelimit_enabled=False,
+    )
+    app = create_app(config)
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    pki = make_pki(tmp_path_factory.mktemp("api_tls"))
+    proxy = replace(
+        proxy_config(
+            ui.site,
+            free_port(),
+            ui.full_port,
+            ui.read_only_port,
+            "proxy-api",
+            tls_cert=str(pki.server_cert),
+            tls_key=str(pki.server_key),
+        ),
+        api_upstream=f"127.0.0.1:{server.server_port}",
+        api_port=free_port(),
+    )
+    proc = start_nginx(proxy, ui.site.env)
+    try:
+        yield proxy.api_port, pki.ca_cert
+    finally:
+        stop(proc)
+        server.shutdown()
+        app.extensions["latam_api"].db.close()
+
+
+def test_the_api_is_served_over_https_at_the_proxy(https_api):
+    """The API behind the proxy's TLS: trusted clients reach it (and get HSTS, the API seeing
+    https through its one trusted hop); clients without the CA and plain HTTP do not."""
+    port, ca = https_api
+    status, answer, body = http(
+        f"https://localhost:{port}/healthz", context=ssl.create_default_context(cafile=str(ca))
+    )
+    assert status == 200 and json.loads(body) == {"status": "ok"}
+    assert answer.get("Strict-Transport-Security", "").startswith("max-age=")
+    with pytest.raises(urllib.error.URLError) as refused:
+        http(f"https://127.0.0.1:{port}/healthz", context=ssl.create_default_context())
+    assert isinstance(refused.value.reason, ssl.SSLCertVerificationError), refused.value
+    assert http(f"http://127.0.0.1:{port}/healthz")[0] == 400  # the port speaks TLS only
 
 
 def test_https_at_the_proxy_with_a_trusted_ca(https_ui):

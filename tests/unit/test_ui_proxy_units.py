@@ -144,3 +144,16 @@ def test_the_demo_logins_are_new_at_every_start_and_leave_other_users_alone(tmp_
         ("demo-operator", "operator"),
         ("maria", "operator"),
     }
+
+
+def test_ui_proxy_config_needs_both_api_options(tmp_path):
+    from click.testing import CliRunner
+
+    from latam_dagster.cli.ui_users import ui_proxy_config
+
+    args = [
+        "--port", "3000", "--analyst-upstream", "127.0.0.1:1", "--operator-upstream",
+        "127.0.0.1:2", "--state-dir", str(tmp_path / "state"),
+    ]  # fmt: skip
+    result = CliRunner().invoke(ui_proxy_config, [*args, "--api-upstream", "127.0.0.1:8080"])
+    assert result.exit_code == 2 and "--api-upstream and --api-port go together" in result.output
