@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -174,13 +174,19 @@ class Table:
         return AuditedTable(self.name, suite, self.key[0], self.date_column)
 
     def sql(self) -> str:
-        """The SQL text that computes the table."""
+        """The SQL text that computes the table (read once per process: every micro-batch runs it)."""
         if self.sql_file is not None:
-            return Path(self.sql_file).read_text(encoding="utf-8")
-        path = resources.files("latam_dagster.assets") / "sql" / self.schema / f"{self.name}.sql"
-        return path.read_text(encoding="utf-8")
+            return _read_sql(Path(self.sql_file))
+        return _read_sql(
+            resources.files("latam_dagster.assets") / "sql" / self.schema / f"{self.name}.sql"
+        )
 
     @property
     def sql_path(self) -> str:
         """The SQL file as shown in the UI."""
         return str(self.sql_file or f"assets/sql/{self.schema}/{self.name}.sql")
+
+
+@cache
+def _read_sql(path: Any) -> str:
+    return path.read_text(encoding="utf-8")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from click.testing import CliRunner
 
 from latam_dagster.cli.api import commands
 from tests.conftest import query
+from tests.integration.observability_support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -62,12 +62,6 @@ def test_create_list_revoke(warehouse_url):
     assert key not in run(warehouse_url, "api-key", "list", "--all", "--json").output
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str, key: str | None = None) -> tuple[int, bytes, dict[str, str]]:
     request = urllib.request.Request(url)
     if key:
@@ -82,7 +76,7 @@ def _get(url: str, key: str | None = None) -> tuple[int, bytes, dict[str, str]]:
 def test_latam_api_serves_with_gunicorn_as_the_reader(warehouse_url, tmp_path):
     """Two gunicorn workers answer as the read-only role; the master serves every worker's
     metrics on a listener of its own, and the API's port answers 404 at `/metrics`."""
-    port, metrics_port = _free_port(), _free_port()
+    port, metrics_port = free_port(), free_port()
     prefix = f"test-{uuid.uuid4().hex}"  # this test's own rate-limit counters
     env = {
         **os.environ,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import socket
 import urllib.request
 import zlib
 from decimal import Decimal
@@ -21,6 +20,7 @@ from api_service.config import get_api_config
 from api_service.formats import to_csv
 from api_service.metrics import metrics_of, serve_metrics
 from api_service.security_headers import init_security_headers
+from tests.integration.observability_support import free_port
 
 PROBLEM = "application/problem+json"
 NOWHERE = "postgresql://nobody@127.0.0.1:1/none"  # a database that does not exist
@@ -181,12 +181,6 @@ def test_proxy_headers_only_with_configured_hops():
 # --- metrics off the public port --------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_public_port_answers_404_for_metrics(client):
     response = client.get("/metrics")
     assert response.status_code == 404 and response.content_type == PROBLEM
@@ -196,7 +190,7 @@ def test_public_port_answers_404_for_metrics(client):
 def test_metrics_listener_serves_the_app_metrics():
     app = _app()
     app.test_client().get("/healthz")
-    port = _free_port()
+    port = free_port()
     server, _ = serve_metrics("127.0.0.1", port, metrics_of(app).registry)
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
