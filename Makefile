@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 export GX_ANALYTICS_ENABLED := false
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install bytecode tools demo test test-ui fuzz audit check-monitoring lint format validate bench bench-ingest bench-transform bench-quality bench-api bench-freshness lock clean validate-infra validate-infra-tools validate-k8s checkov-lock
+.PHONY: install bytecode tools demo test test-ui test-ha fuzz audit check-monitoring lint format validate bench bench-ingest bench-transform bench-quality bench-api bench-freshness lock clean validate-infra validate-infra-tools validate-k8s checkov-lock
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -135,6 +135,13 @@ LATAM_FUZZ_EXAMPLES ?= 1000
 fuzz: install
 	LATAM_FUZZ_EXAMPLES=$(LATAM_FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider --timeout=0 \
 		--tb=short --show-capture=stdout -m fuzz tests/integration
+
+# Failover and disaster-recovery drills on this machine (docs/scaling.md): a 3-node RabbitMQ
+# cluster losing each queue's leader to kill -9, a Postgres primary lost to its streaming replica,
+# and a point-in-time restore from a base backup and the WAL archive. Each test starts and stops its
+# own processes on loopback and prints its figures; `make test` runs them too.
+test-ha: install
+	$(BIN)/pytest -q -p no:cacheprovider -s -m ha tests/ha
 
 check-monitoring: tools
 	cd infra/prometheus && promtool check config prometheus.yml && promtool check rules rules/*.yml && promtool test rules tests/*.yml
