@@ -17,6 +17,7 @@ in the common case).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 from dataclasses import dataclass, field
@@ -221,9 +222,13 @@ class RawWriter:
             self.conn.commit()
             return result
         except psycopg2.Error as exc:
-            self.conn.rollback()
             if not is_row_error(exc):
+                # a lost connection cannot roll back: report why it was lost, not that
+                if not self.conn.closed:
+                    with contextlib.suppress(psycopg2.Error):
+                        self.conn.rollback()
                 raise
+            self.conn.rollback()
         return self._write_row_by_row(valid, rejected, queue)
 
     def write_in_transaction(self, valid: list[Valid]) -> BatchResult:

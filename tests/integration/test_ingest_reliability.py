@@ -584,3 +584,21 @@ def test_writer_falls_back_row_by_row_within_one_batch(warehouse_url):
         "rejected by the warehouse: invalid time zone"
     )
     assert count(warehouse_url) == len(goods)
+
+
+def test_writer_reports_a_lost_connection_as_lost(warehouse_url):
+    """A batch whose connection dies fails with the reason it died (not with the rollback that
+    a dead connection refuses), and nothing of it is written: the drain acks nothing."""
+    conn = psycopg2.connect(warehouse_url)
+    try:
+        writer = RawWriter(conn)
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            pid = cur.fetchone()[0]
+        conn.commit()
+        assert query(warehouse_url, "SELECT pg_terminate_backend(%s)", (pid,)) == [(True,)]
+        with pytest.raises(psycopg2.OperationalError):
+            writer.write([_valid(dumps(make_flight_event()))], [], "q.flights")
+    finally:
+        conn.close()
+    assert count(warehouse_url) == 0
