@@ -10,6 +10,7 @@ confirmed it, instead of being lost when that queue cannot take it.
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -104,27 +105,42 @@ def _redact(url: str) -> str:
     return url.replace(f":{parts.password}@", ":***@") if parts.password else url
 
 
+# where one URL of a comma-separated list ends: before the next `amqp://` or `amqps://`, so a
+# comma inside a password does not split its URL
+_NEXT_URL = re.compile(r",\s*(?=amqps?://)", re.IGNORECASE)
+
+
+def amqp_urls(amqp_url: str) -> list[str]:
+    """The node URLs of a setting that may list a cluster's nodes, comma-separated."""
+    return [url.strip() for url in _NEXT_URL.split(amqp_url.strip())]
+
+
 def open_connection(amqp_url: str, heartbeat: int = 30) -> pika.BlockingConnection:
     """Connect to RabbitMQ, turning a refused connection into advice.
 
+    `amqp_url` may list the nodes of a cluster, comma-separated: they are tried in order and the
+    first that answers is used, so a client reconnecting after its node died finds a live one.
     An amqps:// URL connects over TLS with the broker's certificate and host name checked
     (latam_dagster.tls); in production a plain amqp:// URL is refused before connecting.
     """
+    urls = amqp_urls(amqp_url)
     try:
-        params = tls.amqp_parameters(amqp_url)
+        candidates = [tls.amqp_parameters(url) for url in urls]
     except tls.TransportRefused as exc:
         raise BrokerUnavailable(str(exc)) from exc
-    params.heartbeat = heartbeat
-    params.blocked_connection_timeout = 60
-    params.connection_attempts = 1
-    params.socket_timeout = 5
+    for params in candidates:
+        params.heartbeat = heartbeat
+        params.blocked_connection_timeout = 60
+        params.connection_attempts = 1
+        params.socket_timeout = 5
     try:
-        return pika.BlockingConnection(params)
+        return pika.BlockingConnection(candidates)
     except (pika.exceptions.AMQPConnectionError, ssl.SSLError) as exc:
-        if problem := tls.amqp_tls_problem(amqp_url, exc):
+        # pika reports the last candidate's failure
+        if problem := tls.amqp_tls_problem(urls[-1], exc):
             raise BrokerUnavailable(problem) from exc
         raise BrokerUnavailable(
-            f"RabbitMQ is not reachable at {_redact(amqp_url)} ({exc!r}). "
+            f"RabbitMQ is not reachable at {', '.join(map(_redact, urls))} ({exc!r}). "
             "Start it (rabbitmq-server -detached) or set LATAM_AMQP_URL."
         ) from exc
 

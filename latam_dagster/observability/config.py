@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
+from latam_dagster.ingest.topology import amqp_urls
 from latam_dagster.settings import (
     EXPORTER_ROLE,
     ExporterConfig,
@@ -33,8 +34,9 @@ _OFF = ("off", "none", "0")
 
 
 def management_url_from_amqp(amqp_url: str, port: int = 15672) -> str:
-    """The RabbitMQ management API base URL on the broker's host, with the AMQP credentials."""
-    parts = urlsplit(amqp_url)
+    """The RabbitMQ management API base URL on the broker's host (the first node of a list),
+    with the AMQP credentials."""
+    parts = urlsplit(amqp_urls(amqp_url)[0])
     user = parts.username or "guest"
     password = parts.password or "guest"
     host = parts.hostname or "localhost"
@@ -45,8 +47,9 @@ def management_url_from_amqp(amqp_url: str, port: int = 15672) -> str:
 
 
 def vhost_of(amqp_url: str) -> str:
-    """The vhost an AMQP URL names (`/` when the path is empty)."""
-    path = urlsplit(amqp_url).path
+    """The vhost an AMQP URL names (`/` when the path is empty; every node of a list names
+    the same)."""
+    path = urlsplit(amqp_urls(amqp_url)[0]).path
     return unquote(path[1:]) if len(path) > 1 else "/"
 
 
