@@ -58,9 +58,9 @@ format: install
 
 # Offline validators of the containers, CI/CD and Terraform (docs/deploy.md): dclint and
 # podman-compose on infra/compose/compose.yaml, actionlint (with shellcheck) and yamllint on the
-# workflows, shellcheck on the compose scripts, terraform fmt, checkov on infra/terraform and the
-# workflows. `make test` runs these, and its pytest run holds tests/infra (the compose and
-# Terraform assertions); `make validate-infra` runs both alone. dclint comes from npm
+# workflows, shellcheck on the compose scripts, terraform fmt, checkov on the workflows and on
+# infra/terraform once with each environment's values (environments/*.tfvars). `make test` runs
+# these, and its pytest run holds tests/infra (the compose and Terraform assertions); `make validate-infra` runs both alone. dclint comes from npm
 # (infra/compose/package-lock.json), checkov from its own lock in a venv of its own.
 CHECKOV_VENV := $(VENV)/tools/checkov
 COMPOSE_DIR := infra/compose
@@ -83,8 +83,13 @@ validate-infra-tools: install $(COMPOSE_DIR)/node_modules/.installed $(CHECKOV_V
 	@if command -v terraform >/dev/null; then \
 		TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive infra/terraform && echo "terraform fmt: ok"; \
 	else echo "terraform fmt: skipped, terraform is not installed (python-hcl2 still parses every file)"; fi
-	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download \
-		-d infra/terraform -d .github/workflows --framework terraform github_actions
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download -d .github/workflows \
+		--framework github_actions
+	for vars in infra/terraform/environments/*.tfvars; do \
+		echo "checkov: infra/terraform with $$vars"; \
+		$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download -d infra/terraform \
+			--framework terraform --var-file "$$vars" || exit 1; \
+	done
 
 validate-infra: validate-infra-tools validate-k8s
 	$(BIN)/pytest -q -p no:cacheprovider tests/infra

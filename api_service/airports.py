@@ -3,12 +3,14 @@ endpoint of the table registry, see rows.py)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from apiflask import APIBlueprint, abort
 from flask import Response
 
 from api_service import queries
 from api_service.context import fetch_page, protect, services
-from api_service.endpoints import keyset, list_route
+from api_service.endpoints import list_route, listing
 from api_service.pagination import as_date
 from api_service.schemas import (
     AirportPath,
@@ -18,7 +20,7 @@ from api_service.schemas import (
 
 bp = APIBlueprint("airports", __name__, url_prefix="/api/v1/airports", tag="Airports")
 protect(bp, "airports:read")
-TRAFFIC = keyset(flight_date=as_date)
+TRAFFIC = listing("airport_traffic", queries.TRAFFIC_COLUMNS, flight_date=as_date)
 
 
 @list_route(bp, "/<iata>/traffic", TrafficQuery, AirportTraffic, path=AirportPath)
@@ -31,10 +33,4 @@ def airport_traffic(iata: str, path: dict, args: dict) -> Response:
     code = path["iata"]
     if services().db.fetch_one(*queries.airport(code)) is None:
         abort(404, f"airport {code} not found")
-    return fetch_page(
-        "airport_traffic",
-        lambda after, limit: queries.airport_traffic(code, args, after, limit),
-        args,
-        TRAFFIC,
-        queries.TRAFFIC_COLUMNS,
-    )
+    return fetch_page(TRAFFIC, partial(queries.airport_traffic, code, args), args)

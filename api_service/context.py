@@ -15,7 +15,7 @@ from api_service.config import ApiConfig
 from api_service.db import Database
 
 if TYPE_CHECKING:
-    from api_service.endpoints import Keyset
+    from api_service.endpoints import Listing
 
 EXTENSION = "latam_api"
 
@@ -59,14 +59,14 @@ def protect(bp: APIBlueprint, scope: str) -> None:
 
 
 def fetch_page(
-    kind: str,
+    listing: Listing,
     query: Callable[[tuple | None, int], tuple[str, dict[str, Any]]],
     args: dict[str, Any],
-    keyset: Keyset,
-    columns: Sequence[str],
 ) -> Response:
-    """Run a keyset-paginated list query and answer one page in the negotiated format."""
+    """Run a keyset-paginated list query (`query(after, limit)`) and answer one page of `listing`
+    in the negotiated format."""
     secret = services().config.cursor_secret.get_secret_value()
+    kind, keyset = listing.kind, listing.keyset
     after = None
     if args.get("cursor"):
         after = pagination.decode_cursor(secret, kind, args["cursor"], keyset.parsers)
@@ -76,7 +76,7 @@ def fetch_page(
     rows, next_cursor = pagination.page(
         rows, limit, lambda row: pagination.encode_cursor(secret, kind, keyset.of(row))
     )
-    return formats.list_response(rows, next_cursor, columns, args.get("format"))
+    return formats.list_response(rows, next_cursor, listing.columns, args.get("format"))
 
 
 def fetch_item(

@@ -7,7 +7,7 @@ error responses), so a blueprint states only what differs: path, schemas, and th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,22 @@ class Keyset:
 def keyset(**parsers: Callable[[Any], Any]) -> Keyset:
     """`keyset(flight_date=as_date, flight_key=as_text)`: columns in sort order."""
     return Keyset(tuple(parsers), tuple(parsers.values()))
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A paged list: the kind its cursors are signed for (a cursor of one list is refused by any
+    other), its sort key, and the columns of its rows in the order the responses give them."""
+
+    kind: str
+    keyset: Keyset
+    columns: Sequence[str]
+
+
+def listing(kind: str, columns: Sequence[str], **parsers: Callable[[Any], Any]) -> Listing:
+    """`listing("flights", FLIGHT_COLUMNS, flight_date=as_date, flight_key=as_text)`: the sort
+    key's columns in sort order, as `keyset` takes them."""
+    return Listing(kind, keyset(**parsers), columns)
 
 
 def _route(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from apiflask import APIBlueprint, abort
 from flask import Response
 
 from api_service import queries
 from api_service.context import fetch_item, fetch_page, protect, services
-from api_service.endpoints import item_route, keyset, list_route
+from api_service.endpoints import item_route, list_route, listing
 from api_service.pagination import as_date, as_int, as_text
 from api_service.schemas import (
     Flight,
@@ -20,8 +22,8 @@ from api_service.schemas import (
 
 bp = APIBlueprint("flights", __name__, url_prefix="/api/v1/flights", tag="Flights")
 protect(bp, "flights:read")
-FLIGHTS = keyset(flight_date=as_date, flight_key=as_text)
-EVENTS = keyset(event_seq=as_int)
+FLIGHTS = listing("flights", queries.FLIGHT_COLUMNS, flight_date=as_date, flight_key=as_text)
+EVENTS = listing("flight_events", queries.EVENT_COLUMNS, event_seq=as_int)
 
 
 @list_route(bp, "", FlightsQuery, Flight)
@@ -37,13 +39,7 @@ def list_flights(args: dict) -> Response:
     which bound the flights it is checked against; `status` alone (or with only `carrier`) is a
     400 naming the filter to add.
     """
-    return fetch_page(
-        "flights",
-        lambda after, limit: queries.flights(args, after, limit),
-        args,
-        FLIGHTS,
-        queries.FLIGHT_COLUMNS,
-    )
+    return fetch_page(FLIGHTS, partial(queries.flights, args), args)
 
 
 @item_route(bp, "/<flight_key>", FlightDetail, FlightKeyPath)
@@ -69,10 +65,4 @@ def list_flight_events(flight_key: str, path: dict, args: dict) -> Response:
     key = path["flight_key"]
     if services().db.fetch_one(*queries.flight_exists(key)) is None:
         abort(404, f"flight {key} not found")
-    return fetch_page(
-        "flight_events",
-        lambda after, limit: queries.flight_events(key, after, limit),
-        args,
-        EVENTS,
-        queries.EVENT_COLUMNS,
-    )
+    return fetch_page(EVENTS, partial(queries.flight_events, key), args)

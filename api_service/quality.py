@@ -7,6 +7,7 @@ to a local copy (`api_service.datadocs`), so a page never loads anything from an
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from apiflask import APIBlueprint, abort
@@ -17,7 +18,7 @@ from api_service import queries
 from api_service.browser_session import reader_required
 from api_service.context import fetch_page, protect, services
 from api_service.datadocs import GX_LOGO_FILE, Rewriter
-from api_service.endpoints import keyset, list_route
+from api_service.endpoints import list_route, listing
 from api_service.pagination import as_datetime, as_int, as_text
 from api_service.quality_site import DOCS_CSP, security_headers
 from api_service.schemas import (
@@ -30,9 +31,11 @@ from api_service.schemas import (
 
 bp = APIBlueprint("quality", __name__, url_prefix="/api/v1/quality", tag="Quality")
 protect(bp, "quality:read")
-LATEST = keyset(asset_key=as_text, check_name=as_text)
-REJECTS = keyset(table_name=as_text, rule=as_text)
-HISTORY = keyset(evaluated_at=as_datetime, evaluation_id=as_int)
+LATEST = listing("quality_latest", queries.QUALITY_COLUMNS, asset_key=as_text, check_name=as_text)
+REJECTS = listing("quality_rejects", queries.REJECT_COLUMNS, table_name=as_text, rule=as_text)
+HISTORY = listing(
+    "quality_history", queries.QUALITY_COLUMNS, evaluated_at=as_datetime, evaluation_id=as_int
+)
 
 docs_bp = APIBlueprint("quality_docs", __name__, url_prefix="/quality", enable_openapi=False)
 docs_bp.before_request(reader_required())
@@ -47,13 +50,7 @@ def latest_results(args: dict) -> Response:
     then check, read from a table that is kept current as evaluations are recorded (by its key,
     with or without `asset`): no request sorts the history.
     """
-    return fetch_page(
-        "quality_latest",
-        lambda after, limit: queries.quality_latest(args, after, limit),
-        args,
-        LATEST,
-        queries.QUALITY_COLUMNS,
-    )
+    return fetch_page(LATEST, partial(queries.quality_latest, args), args)
 
 
 @list_route(bp, "/rejects", RejectsQuery, RejectCount)
@@ -65,13 +62,7 @@ def reject_counts(args: dict) -> Response:
     held back now and how long the oldest has waited. Ordered by table then rule, read from the
     (table_name, rule) index with or without `table`.
     """
-    return fetch_page(
-        "quality_rejects",
-        lambda after, limit: queries.quality_rejects(args, after, limit),
-        args,
-        REJECTS,
-        queries.REJECT_COLUMNS,
-    )
+    return fetch_page(REJECTS, partial(queries.quality_rejects, args), args)
 
 
 @list_route(bp, "/history", QualityHistoryQuery, QualityResult)
@@ -82,13 +73,7 @@ def result_history(args: dict) -> Response:
     the trend of a rule over runs and partitions. Each combination of the two filters has an
     index in this order.
     """
-    return fetch_page(
-        "quality_history",
-        lambda after, limit: queries.quality_history(args, after, limit),
-        args,
-        HISTORY,
-        queries.QUALITY_COLUMNS,
-    )
+    return fetch_page(HISTORY, partial(queries.quality_history, args), args)
 
 
 @docs_bp.get("/docs/")

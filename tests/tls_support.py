@@ -27,9 +27,10 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -244,6 +245,29 @@ class ServerFailed(RuntimeError):
     """A throwaway server exited or did not come up; the message carries its log's tail."""
 
 
+def run_as(
+    user: pwd.struct_passwd | None,
+    argv: Sequence[str | Path],
+    what: str,
+    timeout: float,
+    **options: Any,
+) -> str:
+    """Run a server's program as its account (the files it writes must be theirs) and return its
+    stdout; a non-zero exit is a `ServerFailed` naming `what`, with the program's output.
+    `options` go to `subprocess.run` (cwd, env)."""
+    proc = subprocess.run(
+        [str(arg) for arg in argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **options,
+        **_as_user(user),
+    )
+    if proc.returncode != 0:
+        raise ServerFailed(f"{what} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
+
+
 def _tail(path: Path, lines: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -286,17 +310,13 @@ class RabbitNode:
 
     def ctl(self, *args: str) -> str:
         """Run `rabbitmqctl` against this node (through its private epmd); returns stdout."""
-        proc = subprocess.run(
-            [str(RABBITMQ_SBIN / "rabbitmqctl"), "-q", "-n", self.node_name, *args],
-            capture_output=True,
-            text=True,
+        return run_as(
+            self.user,
+            [RABBITMQ_SBIN / "rabbitmqctl", "-q", "-n", self.node_name, *args],
+            f"rabbitmqctl {' '.join(args)}",
             timeout=120,
             env=self.env,
-            **_as_user(self.user),
         )
-        if proc.returncode != 0:
-            raise ServerFailed(f"rabbitmqctl {' '.join(args)}: {proc.stdout}{proc.stderr}")
-        return proc.stdout
 
 
 def _rabbitmq_conf(cert: Path, key: Path, ca: Path, host: str, port: int, log_dir: Path) -> str:
@@ -451,11 +471,12 @@ def postgres_cluster(
     data = workdir / "data"
     log = workdir / "postgres.log"
     _give(user, workdir)
-    init = subprocess.run(
+    run_as(
+        user,
         [
-            str(PG_BIN / "initdb"),
+            PG_BIN / "initdb",
             "-D",
-            str(data),
+            data,
             "-U",
             "postgres",
             "--auth=trust",
@@ -463,14 +484,10 @@ def postgres_cluster(
             "--encoding=UTF8",
             "--locale=C",
         ],
-        capture_output=True,
-        text=True,
+        "initdb",
         timeout=120,
         cwd=workdir,
-        **_as_user(user),
     )
-    if init.returncode != 0:
-        raise ServerFailed(f"initdb failed:\n{init.stdout}\n{init.stderr}")
     shutil.copy(cert, data / "server.crt")
     shutil.copy(key, data / "server.key")
     (data / "server.key").chmod(0o600)

@@ -11,6 +11,7 @@ from latam_dagster.tables.limits import (
     FLIGHT_KEY,
     MAX_DISTANCE_KM,
     MAX_SEATS,
+    delays_plausible,
     in_range,
     known_airport,
 )
@@ -122,10 +123,7 @@ TABLE = Table(
         Rule(
             "flight_delays_plausible",
             f"Departure and arrival delays between {DELAY_MIN} and {DELAY_MAX} minutes.",
-            (
-                in_range("dep_delay_min", DELAY_MIN, DELAY_MAX),
-                in_range("arr_delay_min", DELAY_MIN, DELAY_MAX),
-            ),
+            delays_plausible("dep_delay_min", "arr_delay_min"),
             level=ROW,
         ),
         Rule(

@@ -5,6 +5,7 @@ from typing import Any
 from latam_dagster.tables.limits import (
     MAX_LOAD_FACTOR,
     MAX_SEATS,
+    at_least,
     in_range,
     keys_present_and_unique,
 )
@@ -53,12 +54,8 @@ TABLE = Table(
             (
                 in_range("passengers_booked", 0, None),
                 in_range("passengers_cancelled", 0, None),
-                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                    column_A="passengers_booked", column_B="passengers_checked_in", or_equal=True
-                ),
-                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                    column_A="passengers_checked_in", column_B="passengers_boarded", or_equal=True
-                ),
+                at_least("passengers_booked", "passengers_checked_in"),
+                at_least("passengers_checked_in", "passengers_boarded"),
                 in_range("passengers_boarded", 0, None),
             ),
             level=ROW,

@@ -24,6 +24,18 @@ def in_range(column: str, low: float | None, high: float | None, **extra: object
     return gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high, **extra)
 
 
+def at_least(column_a: str, column_b: str, **extra: object) -> Expect:
+    """`column_a` >= `column_b` on every row (a pair with a missing value passes)."""
+    return gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+        column_A=column_a, column_B=column_b, or_equal=True, **extra
+    )
+
+
+def delays_plausible(*columns: str) -> tuple[Expect, ...]:
+    """Each of `columns`, in minutes, between DELAY_MIN and DELAY_MAX."""
+    return tuple(in_range(column, DELAY_MIN, DELAY_MAX) for column in columns)
+
+
 def known_airport(column: str) -> Expect:
     return gxe.ExpectColumnValuesToBeInReferenceTable(
         column=column, reference_table="curated.dim_airport", reference_column="iata"

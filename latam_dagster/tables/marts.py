@@ -4,6 +4,8 @@ from latam_dagster.tables.limits import (
     DELAY_MAX,
     DELAY_MIN,
     MAX_LOAD_FACTOR,
+    at_least,
+    delays_plausible,
     in_range,
     known_airport,
 )
@@ -101,12 +103,8 @@ ROUTE_DAILY_PERFORMANCE = Table(
                 in_range("cancelled", 0, None),
                 in_range("diverted", 0, None),
                 in_range("on_time_arrivals", 0, None),
-                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                    column_A="flights", column_B="arrived", or_equal=True
-                ),
-                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                    column_A="arrived", column_B="on_time_arrivals", or_equal=True
-                ),
+                at_least("flights", "arrived"),
+                at_least("arrived", "on_time_arrivals"),
                 in_range("on_time_pct", 0, 100),
                 in_range("avg_load_factor", 0, MAX_LOAD_FACTOR),
             ),
@@ -164,10 +162,7 @@ AIRPORT_DAILY_TRAFFIC = Table(
         Rule(
             "airport_traffic_delays_plausible",
             f"Average delays between {DELAY_MIN} and {DELAY_MAX} minutes.",
-            (
-                in_range("avg_dep_delay_min", DELAY_MIN, DELAY_MAX),
-                in_range("avg_arr_delay_min", DELAY_MIN, DELAY_MAX),
-            ),
+            delays_plausible("avg_dep_delay_min", "avg_arr_delay_min"),
             blocking=False,
         ),
     ),

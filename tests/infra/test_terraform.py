@@ -9,9 +9,9 @@ properties the platform's data depends on hold in every module and environment.
 - GKE: private nodes, Workload Identity, shielded nodes, no 0.0.0.0/0 on the control plane.
 - Buckets: versioning, uniform access, public access prevention.
 - No secret values: no secret versions, no passwords, no keys, no 0.0.0.0/0 anywhere.
-- Each environment is a thin root: its state in its own GCS bucket, the providers and one call of
-  modules/platform (which wires the modules); its values are that call's arguments over the
-  platform module's defaults.
+- One root (environments/) wires the modules for every environment: an environment is its
+  variables file (<env>.tfvars, over the root's defaults) and its state in its own GCS bucket
+  (<env>.gcs.tfbackend); the addresses of the former per-environment roots move to the root's.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ hcl2 = pytest.importorskip("hcl2")
 
 ROOT = Path(__file__).resolve().parents[2] / "infra" / "terraform"
 MODULES = ROOT / "modules"
+PLATFORM = ROOT / "environments"  # the one root: every environment's resources
 ENVIRONMENTS = ("staging", "production")
 
 
@@ -66,29 +67,34 @@ def module_calls(path: Path) -> dict[str, dict[str, Any]]:
     }
 
 
-def platform_defaults() -> dict[str, Any]:
-    """Defaults of the platform module's variables (those that have one)."""
+def platform_variables() -> dict[str, dict[str, Any]]:
+    """name -> body of every variable the root declares."""
     return {
-        unq(name): unq(body["default"])
-        for block in load(MODULES / "platform" / "variables.tf")["variable"]
+        unq(name): body
+        for block in load(PLATFORM / "variables.tf")["variable"]
         for name, body in block.items()
+    }
+
+
+def platform_defaults() -> dict[str, Any]:
+    """Defaults of the root's variables (those that have one)."""
+    return {
+        name: unq(body["default"])
+        for name, body in platform_variables().items()
         if "default" in body
     }
 
 
+def assignments(path: Path) -> dict[str, Any]:
+    """name -> value of a file of attributes only (a .tfvars or a .tfbackend file)."""
+    # python-hcl2 keeps comments as __comments__
+    return {k: v for k, v in load(path).items() if not k.startswith("__")}
+
+
 def env_values(env: str) -> dict[str, Any]:
-    """The platform module's inputs in an environment: its defaults, overridden by the arguments of
-    the environment's `module "platform"` call (references to the root's locals resolved)."""
-    main = load(ROOT / "environments" / env / "main.tf")
-    local_values = {k: unq(v) for block in main.get("locals", []) for k, v in block.items()}
-    arguments = module_calls(ROOT / "environments" / env / "main.tf")["platform"]
+    """The root's inputs in an environment: its defaults, overridden by <env>.tfvars."""
     values = platform_defaults()
-    for name, value in arguments.items():
-        if name == "source" or name.startswith("__"):  # python-hcl2 keeps comments as __comments__
-            continue
-        value = unq(value)
-        ref = re.fullmatch(r"\$\{local\.(\w+)\}", value) if isinstance(value, str) else None
-        values[name] = local_values[ref.group(1)] if ref else value
+    values.update({k: unq(v) for k, v in assignments(PLATFORM / f"{env}.tfvars").items()})
     return values
 
 
@@ -147,9 +153,9 @@ def test_environments_set_availability_and_production_is_regional(env):
         assert values["sql_retained_backups"] >= 30
 
 
-def test_the_platform_module_passes_the_environment_values_to_cloud_sql():
+def test_the_root_passes_the_environment_values_to_cloud_sql():
     """The environments' availability and backups reach the instance (not a value fixed on the way)."""
-    cloudsql = module_calls(MODULES / "platform" / "main.tf")["cloudsql"]
+    cloudsql = module_calls(PLATFORM / "main.tf")["cloudsql"]
     assert cloudsql["availability_type"] == "${var.sql_availability_type}"
     assert cloudsql["retained_backups"] == "${var.sql_retained_backups}"
     assert "read_replica" not in cloudsql  # the module's default: a replica in every environment
@@ -183,8 +189,8 @@ def test_every_store_is_encrypted_with_a_customer_managed_key():
     assert redis["customer_managed_key"] == "${var.kms_key_id}"
 
 
-def test_the_platform_module_hands_each_store_its_own_key():
-    modules = module_calls(MODULES / "platform" / "main.tf")
+def test_the_root_hands_each_store_its_own_key():
+    modules = module_calls(PLATFORM / "main.tf")
     expected = {
         "cloudsql": "cloudsql",
         "storage": "storage",
@@ -282,19 +288,41 @@ def test_no_secret_values_in_the_code():
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_each_environment_is_one_call_of_the_platform_module(env):
-    root = ROOT / "environments" / env
-    calls = module_calls(root / "main.tf")
-    assert list(calls) == ["platform"]
-    assert unq(calls["platform"]["source"]) == "../../modules/platform"
-    assert unq(calls["platform"]["environment"]) == env
-    for tf in root.glob("*.tf"):
-        assert "resource" not in load(tf), f"{tf.name}: resources belong in modules/platform"
+def test_each_environment_is_a_variables_file_of_the_one_root(env):
+    values = assignments(PLATFORM / f"{env}.tfvars")
+    declared = platform_variables()
+    assert set(values) <= set(declared), "a value for a variable the root does not declare"
+    required = {name for name, body in declared.items() if "default" not in body}
+    assert required <= set(values), f"{env}.tfvars misses {sorted(required - set(values))}"
+    assert unq(values["environment"]) == env
+    # no per-environment code: the environments differ in their values and their state only
+    assert not (PLATFORM / env).exists()
+    for tf in PLATFORM.glob("*.tf"):
+        assert env not in tf.stem
+
+
+def test_the_former_environment_roots_move_to_the_one_root():
+    """Each environment's state holds the resources under `module.platform` (the call its own root
+    made): every module and resource of the root has a `moved` block from that address, so a plan
+    finds them in place instead of creating them again."""
+    main = load(PLATFORM / "main.tf")
+    moved = {(unq(b["from"]), unq(b["to"])) for b in main["moved"]}
+    addresses = [f"module.{name}" for name in module_calls(PLATFORM / "main.tf")]
+    addresses += [
+        f"{unq(rtype)}.{unq(name)}"
+        for block in main["resource"]
+        for rtype, named in block.items()
+        for name in named
+    ]
+    assert moved == {(f"${{module.platform.{a}}}", f"${{{a}}}") for a in addresses}
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_each_environment_keeps_its_state_in_its_own_gcs_bucket(env):
-    terraform = load(ROOT / "environments" / env / "backend.tf")["terraform"][0]
-    gcs = terraform["backend"][0]['"gcs"']
+    terraform = load(PLATFORM / "backend.tf")["terraform"][0]
+    assert '"gcs"' in terraform["backend"][0]  # partial: the bucket comes from <env>.gcs.tfbackend
+    gcs = assignments(PLATFORM / f"{env}.gcs.tfbackend")
     assert unq(gcs["bucket"]).endswith(env)
     assert unq(gcs["prefix"])
+    buckets = {unq(assignments(PLATFORM / f"{e}.gcs.tfbackend")["bucket"]) for e in ENVIRONMENTS}
+    assert len(buckets) == len(ENVIRONMENTS)

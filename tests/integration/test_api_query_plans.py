@@ -238,28 +238,28 @@ LISTS = {
     for q in (
         ListQuery(
             "flights", "curated.fact_flight", queries.FLIGHT_FILTERS, queries.flights,
-            flights.FLIGHTS, "/api/v1/flights",
+            flights.FLIGHTS.keyset, "/api/v1/flights",
         ),
         ListQuery(
             "routes", "marts.route_daily_performance", queries.ROUTE_FILTERS,
-            queries.route_performance, routes.ROUTES, "/api/v1/routes/performance",
+            queries.route_performance, routes.ROUTES.keyset, "/api/v1/routes/performance",
         ),
         ListQuery(
             "traffic", "marts.airport_daily_traffic", queries.TRAFFIC_FILTERS,
             lambda args, after, limit: queries.airport_traffic("SCL", args, after, limit),
-            airports.TRAFFIC, "/api/v1/airports/SCL/traffic", fixed={"airport": "SCL"},
+            airports.TRAFFIC.keyset, "/api/v1/airports/SCL/traffic", fixed={"airport": "SCL"},
         ),
         ListQuery(
             "quality_latest", "quality.latest_check_result", queries.QUALITY_LATEST_FILTERS,
-            queries.quality_latest, quality.LATEST, "/api/v1/quality",
+            queries.quality_latest, quality.LATEST.keyset, "/api/v1/quality",
         ),
         ListQuery(
             "quality_history", "quality.check_evaluation", queries.QUALITY_HISTORY_FILTERS,
-            queries.quality_history, quality.HISTORY, "/api/v1/quality/history",
+            queries.quality_history, quality.HISTORY.keyset, "/api/v1/quality/history",
         ),
         ListQuery(
             "quality_rejects", "quality.rejects", queries.REJECT_FILTERS,
-            queries.quality_rejects, quality.REJECTS, "/api/v1/quality/rejects",
+            queries.quality_rejects, quality.REJECTS.keyset, "/api/v1/quality/rejects",
         ),
     )
 }  # fmt: skip

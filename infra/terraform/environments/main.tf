@@ -1,7 +1,13 @@
 # The LATAM data platform on GCP, one environment of it: network, keys, GKE, Cloud SQL, secrets,
-# buckets and (optionally) Memorystore. Each environment (environments/<env>) is a root that
-# configures the providers and the state bucket and calls this module once; the differences
-# between the environments are the arguments of that call.
+# buckets and (optionally) Memorystore. This is the one root of every environment: the
+# environment's values are a variables file (staging.tfvars, production.tfvars) and its state
+# bucket a backend configuration (staging.gcs.tfbackend, production.gcs.tfbackend), so the two
+# environments differ in those values only:
+#   terraform init -backend-config=staging.gcs.tfbackend
+#   terraform plan -var-file=staging.tfvars -out tfplan
+#
+# The environments' state predates this root: each `moved` block carries an address of the
+# former `module "platform"` call to its place here, so a plan finds the resources as they are.
 
 locals {
   name = "latam-${var.environment}"
@@ -30,6 +36,11 @@ resource "google_project_service" "apis" {
   disable_on_destroy = false
 }
 
+moved {
+  from = module.platform.google_project_service.apis
+  to   = google_project_service.apis
+}
+
 # Data access to the buckets and secrets is recorded in Cloud Audit Logs.
 resource "google_project_iam_audit_config" "data_access" {
   for_each = toset(["storage.googleapis.com", "secretmanager.googleapis.com", "cloudsql.googleapis.com"])
@@ -46,8 +57,13 @@ resource "google_project_iam_audit_config" "data_access" {
   }
 }
 
+moved {
+  from = module.platform.google_project_iam_audit_config.data_access
+  to   = google_project_iam_audit_config.data_access
+}
+
 module "network" {
-  source = "../network"
+  source = "../modules/network"
 
   project_id    = var.project_id
   name          = local.name
@@ -59,8 +75,13 @@ module "network" {
   depends_on = [google_project_service.apis]
 }
 
+moved {
+  from = module.platform.module.network
+  to   = module.network
+}
+
 module "kms" {
-  source = "../kms"
+  source = "../modules/kms"
 
   project_id = var.project_id
   name       = local.name
@@ -70,8 +91,13 @@ module "kms" {
   depends_on = [google_project_service.apis]
 }
 
+moved {
+  from = module.platform.module.kms
+  to   = module.kms
+}
+
 module "gke" {
-  source = "../gke"
+  source = "../modules/gke"
 
   project_id                 = var.project_id
   name                       = local.name
@@ -92,8 +118,13 @@ module "gke" {
   depends_on = [module.kms]
 }
 
+moved {
+  from = module.platform.module.gke
+  to   = module.gke
+}
+
 module "cloudsql" {
-  source = "../cloudsql"
+  source = "../modules/cloudsql"
 
   project_id        = var.project_id
   name              = local.name
@@ -111,8 +142,13 @@ module "cloudsql" {
   depends_on = [module.network, module.kms]
 }
 
+moved {
+  from = module.platform.module.cloudsql
+  to   = module.cloudsql
+}
+
 module "secrets" {
-  source = "../secrets"
+  source = "../modules/secrets"
 
   project_id = var.project_id
   name       = local.name
@@ -146,8 +182,13 @@ module "secrets" {
   depends_on = [module.kms]
 }
 
+moved {
+  from = module.platform.module.secrets
+  to   = module.secrets
+}
+
 module "storage" {
-  source = "../storage"
+  source = "../modules/storage"
 
   project_id = var.project_id
   name       = "${var.bucket_prefix}-${var.environment}"
@@ -159,8 +200,13 @@ module "storage" {
   depends_on = [module.kms]
 }
 
+moved {
+  from = module.platform.module.storage
+  to   = module.storage
+}
+
 module "redis" {
-  source = "../redis"
+  source = "../modules/redis"
   count  = var.enable_redis ? 1 : 0
 
   project_id     = var.project_id
@@ -173,4 +219,9 @@ module "redis" {
   labels         = local.labels
 
   depends_on = [module.network, module.kms]
+}
+
+moved {
+  from = module.platform.module.redis
+  to   = module.redis
 }

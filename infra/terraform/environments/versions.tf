@@ -1,6 +1,6 @@
-# The one place the Terraform and provider versions are pinned: the environments call this
-# module, and the modules it calls use hashicorp/google and hashicorp/google-beta, the default
-# sources of their provider names, under these constraints.
+# The one place the Terraform and provider versions are pinned: the modules this root calls use
+# hashicorp/google and hashicorp/google-beta, the default sources of their provider names, under
+# these constraints.
 terraform {
   required_version = ">= 1.6"
   required_providers {
