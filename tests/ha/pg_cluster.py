@@ -33,6 +33,7 @@ from tests.tls_support import (
     _new_port,
     _service_user,
     _tail,
+    run_as,
     scratch_dir,
 )
 from tests.waiting import eventually
@@ -202,16 +203,7 @@ class PgCluster:
 
     def _run(self, argv: list[str | Path], what: str) -> None:
         """Run a program as the servers' account (the files it writes must be theirs)."""
-        proc = subprocess.run(
-            [str(arg) for arg in argv],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=self.root,
-            **_as_user(self.user),
-        )
-        if proc.returncode != 0:
-            raise ServerFailed(f"{what} failed:\n{proc.stdout}\n{proc.stderr}")
+        run_as(self.user, argv, what, timeout=300, cwd=self.root)
 
     def _own_settings(self, node: PgNode) -> None:
         """What differs between nodes made from the same files: address, sockets, name (a

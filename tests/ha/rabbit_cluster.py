@@ -35,6 +35,7 @@ from tests.tls_support import (
     _give,
     _service_user,
     _tail,
+    run_as,
     scratch_dir,
 )
 from tests.waiting import eventually
@@ -165,20 +166,9 @@ class RabbitCluster:
 
     def ctl(self, node: RabbitNode, *args: str, tool: str = "rabbitmqctl") -> str:
         """Run a CLI tool against `node`; its stdout, or `ServerFailed` with its output."""
-        proc = subprocess.run(
-            [str(RABBITMQ_SBIN / tool), "-q", "-n", node.name, *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=self.root,
-            env=self._env(node),
-            **_as_user(self.user),
-        )
-        if proc.returncode != 0:
-            raise ServerFailed(
-                f"{tool} {' '.join(args)} on {node.name}: {proc.stdout}{proc.stderr}"
-            )
-        return proc.stdout
+        argv = [RABBITMQ_SBIN / tool, "-q", "-n", node.name, *args]
+        what = f"{tool} {' '.join(args)} on {node.name}"
+        return run_as(self.user, argv, what, timeout=120, cwd=self.root, env=self._env(node))
 
     def ctl_json(self, node: RabbitNode, *args: str) -> object:
         return json.loads(self.ctl(node, *args, "--formatter", "json"))

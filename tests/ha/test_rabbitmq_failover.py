@@ -203,7 +203,14 @@ def kill_leader(
 ) -> tuple[RabbitNode, Recovery]:
     """Kill the node that leads `queue` and time its recovery: a new leader on another node, and
     an event published after the kill in raw (the drain consumes again). Returns the dead node."""
-    victim = cluster.node(cluster.queues("leader")[queue]["leader"])
+    leader = eventually(
+        lambda: (cluster.queues("leader").get(queue) or {}).get("leader"),
+        RECOVERY_TIMEOUT,
+        f"{queue} has a leader",
+        interval=0.5,
+        errors=(ServerFailed,),
+    )
+    victim = cluster.node(leader)
     # never more than one node down: every quorum queue must keep a majority without the victim
     eventually(
         lambda: (
@@ -239,8 +246,10 @@ def await_new_leader(cluster: RabbitCluster, queue: str, dead: RabbitNode) -> tu
     """The node the cluster names as `queue`'s leader once it is not `dead`, and when."""
 
     def other_leader() -> str | None:
-        leader = cluster.queues("leader")[queue]["leader"]
-        return leader if leader != dead.name else None
+        # while no member leads it, a live node may leave the queue out of its list
+        row = cluster.queues("leader").get(queue)
+        leader = row.get("leader") if row else None
+        return leader if leader and leader != dead.name else None
 
     leader = eventually(
         other_leader,
