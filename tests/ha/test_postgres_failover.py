@@ -31,15 +31,8 @@ from latam_dagster.ingest.topology import QUEUES, Topology
 from latam_dagster.simulator import generate
 from tests.conftest import query
 from tests.ha.pg_cluster import PgCluster, PgNode, multi_host_url, pg_cluster
+from tests.integration import api_fixtures as api
 from tests.integration.api_expect import rows, walk
-from tests.integration.api_fixtures import (
-    ApiWarehouse,
-    AuthedClient,
-    build_downstream,
-    new_api_key,
-    reader_config,
-    running_app,
-)
 from tests.integration.ingest_helpers import RAW_TABLES, assert_queues_empty, publish_many
 
 pytestmark = [pytest.mark.ha, pytest.mark.integration]
@@ -60,7 +53,7 @@ FLIGHT_SQL = (
 )
 
 
-class ReplicatedWarehouse(ApiWarehouse):
+class ReplicatedWarehouse(api.ApiWarehouse):
     """A warehouse whose API reads through a multi-host DSN (the shared fixtures derive the
     reader's URL from the owner's, which names one host)."""
 
@@ -204,7 +197,7 @@ def produce(
     return sent
 
 
-def probe_api(client: AuthedClient, timeline: Timeline, stop: threading.Event) -> None:
+def probe_api(client: api.AuthedClient, timeline: Timeline, stop: threading.Event) -> None:
     """Ask the API for a page of flights every 50 ms until told to stop."""
     while not stop.is_set():
         status = client.get("/api/v1/flights?limit=1").status_code
@@ -222,7 +215,7 @@ def api_sessions(node: PgNode) -> int:
     return node.sql(sql, (DATABASE,))[0][0]
 
 
-def assert_api_serves_curated(client: AuthedClient, owner_url: str) -> list[dict]:
+def assert_api_serves_curated(client: api.AuthedClient, owner_url: str) -> list[dict]:
     """The API's flights are exactly curated.fact_flight as the owner reads it. Returns them."""
     expected = rows(owner_url, FLIGHT_SQL)
     assert expected, "the pipeline built no flights"
@@ -240,16 +233,16 @@ def test_primary_killed_mid_stream_replica_promoted_nothing_lost(
     assert len(set(ids)) == len(ids)
     writer_url = drill.writer_url
     warehouse = drill.warehouse(tmp_path / "docs")
-    key = new_api_key(drill.primary.url(DATABASE))
-    config = reader_config(warehouse, cursor_secret="ha-cursor-secret", testing=True)
+    key = api.new_api_key(drill.primary.url(DATABASE))
+    config = api.reader_config(warehouse, cursor_secret="ha-cursor-secret", testing=True)
 
     # 1. healthy: drain into the primary; the API answers from the replica
     publish_many(amqp_url, topology, ((m.body, m.routing_key) for m in messages[:BEFORE]))
     for family in QUEUES:
         drain_queue(amqp_url, writer_url, topology, family, CONFIG)
-    build_downstream(writer_url)
-    with running_app(config) as app:
-        client = AuthedClient(app.test_client(), key)
+    api.build_downstream(writer_url)
+    with api.running_app(config) as app:
+        client = api.AuthedClient(app.test_client(), key)
         # remote_apply: what the primary committed is on the replica already, no waiting
         flights_before = assert_api_serves_curated(client, drill.primary.url(DATABASE))
         assert api_sessions(drill.replica) > 0
@@ -264,7 +257,7 @@ def test_primary_killed_mid_stream_replica_promoted_nothing_lost(
                 if len(timeline.batches) >= KILL_AFTER_BATCHES:
                     kill_now.set()
 
-        probe_client = AuthedClient(app.test_client(), key)
+        probe_client = api.AuthedClient(app.test_client(), key)
         with ThreadPoolExecutor(max_workers=len(QUEUES) + 2) as pool:
             probe = pool.submit(probe_api, probe_client, timeline, stop_probe)
             producer = pool.submit(produce, amqp_url, topology, messages[BEFORE:], crashed, abort)
@@ -303,9 +296,9 @@ def test_primary_killed_mid_stream_replica_promoted_nothing_lost(
 
     # 4. the API answers from the new primary: the running one never lost it, and a new one
     #    (a restarted pod) finds it through prefer-standby although no standby is left
-    build_downstream(writer_url)
-    with running_app(config) as app:
-        client = AuthedClient(app.test_client(), key)
+    api.build_downstream(writer_url)
+    with api.running_app(config) as app:
+        client = api.AuthedClient(app.test_client(), key)
         flights_after = assert_api_serves_curated(client, writer_url)
         assert api_sessions(drill.replica) > 0
     assert flights_after != flights_before, "the events written after the crash changed nothing"

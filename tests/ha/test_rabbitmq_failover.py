@@ -35,13 +35,7 @@ from latam_dagster.ingest.topology import (
 from latam_dagster.simulator import generate
 from tests.conftest import RUN_ID, query
 from tests.ha.rabbit_cluster import RabbitCluster, RabbitNode, available, rabbit_cluster
-from tests.integration.ingest_helpers import (
-    FAMILY_OF_TYPE,
-    RAW_TABLES,
-    assert_queues_empty,
-    drain,
-    wait_until,
-)
+from tests.integration import ingest_helpers as ingest
 from tests.tls_support import ServerFailed
 from tests.waiting import eventually
 
@@ -111,7 +105,10 @@ class StreamPublisher(threading.Thread):
             if n % UNROUTED_EVERY == UNROUTED_EVERY - 1:
                 family, routing_key = "unrouted", f"unrouted.{event['source_system']}"
             else:
-                family, routing_key = FAMILY_OF_TYPE[event["event_type"]], message.routing_key
+                family, routing_key = (
+                    ingest.FAMILY_OF_TYPE[event["event_type"]],
+                    message.routing_key,
+                )
             self.table_of[message_id] = table
             self.sent[family].events.append((time.monotonic(), message_id, table))
             self._publish_until_confirmed(message.body, routing_key)
@@ -162,7 +159,9 @@ class DrainLoop(threading.Thread):
         try:
             while not self.abort.is_set():
                 try:
-                    stats = drain(self.url, self.warehouse_url, self.topo, self.family, **DRAIN)
+                    stats = ingest.drain(
+                        self.url, self.warehouse_url, self.topo, self.family, **DRAIN
+                    )
                 except (DrainInterrupted, BrokerUnavailable) as exc:
                     self.interruptions += 1
                     if isinstance(exc, DrainInterrupted):
@@ -225,7 +224,7 @@ def kill_leader(
     killed_at = cluster.kill(victim)
     with ThreadPoolExecutor(1) as pool:  # the CLI is slow to start: it polls on a side thread
         new_leader = pool.submit(await_new_leader, cluster, queue, victim)
-        wait_until(
+        ingest.wait_until(
             lambda: arrived(warehouse_url, sent.since(killed_at)),
             timeout=RECOVERY_TIMEOUT,
             interval=0.1,
@@ -294,7 +293,7 @@ def test_killing_each_queue_leader_loses_and_doubles_nothing(
     recoveries: list[Recovery] = []
     try:
         for family in QUEUES:  # every queue flows before the first kill
-            wait_until(
+            ingest.wait_until(
                 lambda f=family: arrived(warehouse_url, publisher.sent[f].since(0.0)),
                 timeout=60,
                 what=f"first {family} events in raw",
@@ -311,7 +310,7 @@ def test_killing_each_queue_leader_loses_and_doubles_nothing(
         assert not publisher.is_alive(), "the publisher did not finish"
         assert publisher.error is None, f"publisher failed: {publisher.error!r}"
         confirmed = publisher.confirmed
-        wait_until(
+        ingest.wait_until(
             lambda: (
                 arrived(warehouse_url, by_table(publisher.table_of, confirmed)) == len(confirmed)
             ),
@@ -333,7 +332,7 @@ def test_killing_each_queue_leader_loses_and_doubles_nothing(
 
     raw = {
         table: [row[0] for row in query(warehouse_url, f"SELECT message_id::text FROM {table}")]
-        for table in RAW_TABLES
+        for table in ingest.RAW_TABLES
     }
     expected = by_table(publisher.table_of, confirmed)
     for table, ids in raw.items():
@@ -342,7 +341,7 @@ def test_killing_each_queue_leader_loses_and_doubles_nothing(
         assert not lost, f"{len(lost)} confirmed events missing from {table}: {sorted(lost)[:5]}"
         assert not extra, f"{table} holds {len(extra)} events never confirmed: {sorted(extra)[:5]}"
     assert query(warehouse_url, "SELECT count(*) FROM raw.quarantine")[0][0] == 0
-    assert_queues_empty(cluster.url, topo)  # the dead-letter queue included
+    ingest.assert_queues_empty(cluster.url, topo)  # the dead-letter queue included
 
     totals = {
         name: sum(getattr(loop.totals, name) for loop in drains)
