@@ -6,6 +6,7 @@ queues or tables, and everything it created is removed when it ends, also on fai
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import resource
@@ -27,8 +28,26 @@ import pika.spec
 
 from latam_dagster.db import connect, migrate
 from latam_dagster.ingest.topology import Topology, declare, open_connection
+from latam_dagster.settings import DEFAULT_AMQP_URL
 
 log = logging.getLogger(__name__)
+
+
+def add_service_options(parser: argparse.ArgumentParser, amqp: bool = True) -> None:
+    """The services a bench runs against: `--pg-url` (its database name is replaced by the
+    throwaway databases' names) and, with `amqp`, `--amqp-url`."""
+    if amqp:
+        parser.add_argument(
+            "--amqp-url", default=os.environ.get("LATAM_AMQP_URL", DEFAULT_AMQP_URL)
+        )
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get(
+            "LATAM_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="server to create the throwaway databases on (its database name is replaced)",
+    )
+
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2, content_type="application/json")
 RAW_TABLES = ("raw.flight_events", "raw.passenger_events", "raw.position_reports", "raw.quarantine")

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from bench.events import record, replay
 from bench.harness import (
     BenchEnv,
+    add_service_options,
     bare_consume,
     bench_environment,
     publish,
@@ -42,7 +43,6 @@ from bench.harness import (
     wait_for_depth,
 )
 from latam_dagster.ingest.drain import DrainConfig
-from latam_dagster.settings import DEFAULT_AMQP_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL_RATIO = 0.6
@@ -393,14 +393,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="events from latam_dagster.simulator (auto: when installed) or bench.events",
     )
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--amqp-url", default=os.environ.get("LATAM_AMQP_URL", DEFAULT_AMQP_URL))
-    p.add_argument(
-        "--pg-url",
-        default=os.environ.get(
-            "LATAM_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="server to create the throwaway database on (its database name is replaced)",
-    )
+    add_service_options(p)
     return p.parse_args(argv)
 
 

@@ -43,6 +43,7 @@ import tempfile
 import time
 from urllib.parse import urlsplit, urlunsplit
 
+from bench.harness import add_service_options
 from latam_dagster.db import connect, migrate
 
 GOAL_RATIO = 3.0
@@ -246,12 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="100000,1000000", help="fact_flight row counts")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bad-rows", type=int, default=0, help="rows that fail two rules")
-    parser.add_argument(
-        "--pg-url",
-        default=os.environ.get(
-            "LATAM_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
+    add_service_options(parser, amqp=False)
     parser.add_argument("--worker", choices=("gx", "sql"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

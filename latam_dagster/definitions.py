@@ -34,21 +34,32 @@ def build_definitions():
     from latam_dagster.assets.marts import mart_assets
     from latam_dagster.assets.raw import raw_assets
     from latam_dagster.assets.reference import reference_assets
+    from latam_dagster.instance_retention import instance_retention_job
     from latam_dagster.jobs import curated_full_refresh_job, drain_job, marts_job, pipeline_job
     from latam_dagster.quality.gx_checks import asset_checks
     from latam_dagster.quality.gx_resource import GreatExpectationsResource
     from latam_dagster.resources import RabbitMQResource, WarehouseResource
     from latam_dagster.resources.fixed import fixed_resources
-    from latam_dagster.schedules import marts_recent_days_schedule, reference_automation_sensor
+    from latam_dagster.schedules import (
+        instance_retention_schedule,
+        marts_recent_days_schedule,
+        reference_automation_sensor,
+    )
     from latam_dagster.sensors.mart_sensors import mart_partitions_sensor
     from latam_dagster.sensors.queue_sensors import queue_sensors
 
     return Definitions(
         assets=[*raw_assets, *reference_assets, *curated_assets, *mart_assets],
         asset_checks=[*asset_checks],
-        jobs=[drain_job, pipeline_job, marts_job, curated_full_refresh_job],
+        jobs=[
+            drain_job,
+            pipeline_job,
+            marts_job,
+            curated_full_refresh_job,
+            instance_retention_job,
+        ],
         sensors=[*queue_sensors, mart_partitions_sensor, reference_automation_sensor],
-        schedules=[marts_recent_days_schedule],
+        schedules=[marts_recent_days_schedule, instance_retention_schedule],
         # values from the environment only: a run config that names another database, broker or
         # directory is refused at launch (latam_dagster/resources/fixed.py, docs/ui-access.md)
         resources=fixed_resources(

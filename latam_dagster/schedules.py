@@ -3,7 +3,8 @@
 Late events keep arriving for the last day or two; the mart partitions sensor already refreshes the
 dates they touch, and this schedule is the safety net that recomputes today and yesterday in one
 run every hour whatever happened. Reference data (airports) is driven by declarative automation:
-loaded when missing, refreshed weekly.
+loaded when missing, refreshed weekly. Once a day the instance retention job deletes the Dagster
+runs past their retention window, so the instance's own database stays bounded.
 """
 
 from datetime import timedelta
@@ -14,16 +15,20 @@ from dagster import (
     DefaultScheduleStatus,
     DefaultSensorStatus,
     RunRequest,
+    ScheduleDefinition,
     ScheduleEvaluationContext,
     SkipReason,
     schedule,
 )
 
 from latam_dagster.assets.reference import REFERENCE_GROUP
+from latam_dagster.instance_retention import instance_retention_job
 from latam_dagster.jobs import TRIGGER_TAG, marts_job
 from latam_dagster.sensors.mart_sensors import partition_bounds, range_tags
 
 MARTS_RECENT_CRON = "5 * * * *"
+# once a day, at a quiet hour and away from the marts schedule's minute
+INSTANCE_RETENTION_CRON = "17 3 * * *"
 
 
 @schedule(
@@ -51,4 +56,17 @@ reference_automation_sensor = AutomationConditionSensorDefinition(
     target=AssetSelection.groups(REFERENCE_GROUP),
     default_status=DefaultSensorStatus.RUNNING,
     description="Loads curated.dim_airport when missing and refreshes it weekly.",
+)
+
+
+instance_retention_schedule = ScheduleDefinition(
+    name="instance_retention_schedule",
+    cron_schedule=INSTANCE_RETENTION_CRON,
+    job=instance_retention_job,
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description=(
+        "Every day at 03:17 UTC: delete the runs past LATAM_RUN_RETENTION_SUCCESS_DAYS / "
+        "LATAM_RUN_RETENTION_FAILURE_DAYS, with their event logs."
+    ),
 )

@@ -55,13 +55,10 @@ def libpq_url(url: str) -> str:
 
 
 def role_url(url: str, role: str, password: str | None = None) -> str:
-    """`url` with its user (and password) replaced, in the libpq form psycopg2 accepts."""
+    """`url` with its user (and password) replaced, in the libpq form psycopg2 accepts. The host
+    part is kept as written: a multi-host URL (`h1:5432,h2:5432`, for failover) stays one."""
     parts = urlsplit(libpq_url(url))
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 literal keeps its brackets
-        host = f"[{host}]"
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    host = parts.netloc.rpartition("@")[2]
     user = quote(role, safe="")
     if password:
         user = f"{user}:{quote(password, safe='')}"
@@ -266,8 +263,8 @@ class Settings(EnvSettings):
     """a drain stops after this long without a message (once the other queues of its run are idle
     too)"""
     max_message_bytes: int = _var("LATAM_MAX_MESSAGE_BYTES", 1024 * 1024)
-    """larger bodies are quarantined without parsing (their SHA-256, size and first 64 KiB are kept)
-    larger bodies are quarantined without parsing (their SHA-256, size and first 64 KiB are kept)"""
+    """larger bodies are quarantined without parsing (their SHA-256, size and first 64 KiB are
+    kept)"""
     drain_max_bytes_in_flight: int = _var("LATAM_DRAIN_MAX_BYTES_IN_FLIGHT", 48 * 1024 * 1024)
     """bytes of messages one queue's drain holds in memory (received, not yet written and acked); a
     batch is written at a third of it"""
@@ -292,6 +289,12 @@ class Settings(EnvSettings):
     or more, the next run starts up while the current one drains and takes over the moment the
     current drain ends; runs that have drained and still update curated tables or run checks do not
     count. Below the `latam/drain_queues` tag limit in dagster.yaml, which bounds all drain runs"""
+    run_retention_success_days: float = _var("LATAM_RUN_RETENTION_SUCCESS_DAYS", 7.0)
+    """days the Dagster instance keeps a successful run and its event log; the daily
+    `instance_retention` job deletes older ones (0: forever)"""
+    run_retention_failure_days: float = _var("LATAM_RUN_RETENTION_FAILURE_DAYS", 90.0)
+    """days it keeps a failed or canceled run and its event log (0: forever); a run that has not
+    finished is never deleted"""
     pii_hash_key: SecretStr = _var("LATAM_PII_HASH_KEY", SecretStr(DEV_SECRET))
     """secret for the keyed hash of passenger identifiers"""
     partition_start: str = _var("LATAM_PARTITION_START", "2020-01-01")

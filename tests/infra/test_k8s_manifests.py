@@ -13,9 +13,9 @@ the Dagster chart's values agree with the platform's own Dagster instance.
   ScheduledBackup; RabbitMQ: 3 replicas, TLS only, quorum queues by default, Prometheus plugin.
 - No Secret object anywhere, no password in a URL.
 - infra/k8s/dagster/values.yaml: chart version = the dagster package's, K8sRunLauncher with run
-  resources, run monitoring, queue limits equal to infra/dagster/dagster.yaml's, external
-  Postgres, read-only webserver, the user code from the platform image. The chart's values
-  schema is not available offline: the keys it expects are checked here instead.
+  resources, run monitoring, queue limits and tick retention equal to infra/dagster/dagster.yaml's,
+  external Postgres, read-only webserver, the user code from the platform image. The chart's
+  values schema is not available offline: the keys it expects are checked here instead.
 """
 
 from __future__ import annotations
@@ -333,6 +333,17 @@ def test_values_queue_limits_equal_the_instance() -> None:
     assert queued["dequeueIntervalSeconds"] == queue["dequeue_interval_seconds"]
     assert queued["dequeueUseThreads"] == queue["dequeue_use_threads"]
     assert queued["dequeueNumWorkers"] == queue["dequeue_num_workers"]
+
+
+def test_values_tick_retention_equals_the_instance() -> None:
+    instance = yaml.safe_load((REPO / "infra" / "dagster" / "dagster.yaml").read_text())
+    retention = values()["retention"]
+    assert retention["enabled"] is True
+    for kind in ("sensor", "schedule"):
+        days = retention[kind]["purgeAfterDays"]
+        # the chart's values schema wants every tick status
+        assert set(days) == {"skipped", "success", "failure", "started"}
+        assert days == instance["retention"][kind]["purge_after_days"]
 
 
 def test_values_run_launcher_and_monitoring() -> None:

@@ -45,3 +45,11 @@ def test_secret_overrides_are_secret_too():
     config = get_api_config(cursor_secret="c", session_secret="s")
     assert config.cursor_secret.get_secret_value() == "c"
     assert config.session_secret.get_secret_value() == "s"
+
+
+def test_role_url_keeps_every_host_of_a_failover_url():
+    url = "postgresql://owner:pw@10.0.0.1:5432,10.0.0.2:5433/latam?target_session_attrs=read-write"
+    assert role_url(url, "latam_api_reader") == (
+        "postgresql://latam_api_reader@10.0.0.1:5432,10.0.0.2:5433/latam"
+        "?target_session_attrs=read-write"
+    )
