@@ -251,9 +251,9 @@ class Settings(EnvSettings):
     sources_enforce_identity: bool = _var("LATAM_SOURCES_ENFORCE_IDENTITY", False)
     """the drain quarantines events without a `user_id` property equal to their source_system
     (on in production, docs/sources.md)"""
-    drain_batch_size: int = _var("LATAM_DRAIN_BATCH_SIZE", 2000)
+    drain_batch_size: int = _var("LATAM_DRAIN_BATCH_SIZE", 4000)
     """messages written to Postgres per transaction"""
-    drain_prefetch: int = _var("LATAM_DRAIN_PREFETCH", 6000)
+    drain_prefetch: int = _var("LATAM_DRAIN_PREFETCH", 16000)
     """unacked messages the broker may push to one drain"""
     drain_max_messages: int = _var("LATAM_DRAIN_MAX_MESSAGES", 500000)
     """message budget of one queue's drain in a drain run"""

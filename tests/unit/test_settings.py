@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from latam_dagster.ingest.drain import DrainConfig
 from latam_dagster.jobs import DRAIN_TAG
 from latam_dagster.observability.config import get_exporter_config
 from latam_dagster.observability.dagster_state import DRAIN_TAG as COLLECTOR_DRAIN_TAG
@@ -101,7 +102,7 @@ def test_an_empty_variable_means_the_default(monkeypatch):
     monkeypatch.setenv("LATAM_QUALITY_DIR", "")
     monkeypatch.setenv("LATAM_QUALITY_DOCS_DIR", "")
     settings = get_settings()
-    assert settings.drain_batch_size == 2000
+    assert settings.drain_batch_size == DrainConfig().batch_size  # the drain's own default
     assert settings.pii_hash_key.get_secret_value() == "local-dev-only-change-me"
     quality = get_quality_settings()
     assert quality.build_data_docs is True
@@ -198,7 +199,7 @@ def test_a_variable_that_is_not_a_secret_has_no_file_form(monkeypatch, tmp_path)
     (tmp_path / "n").write_text("17")
     monkeypatch.delenv("LATAM_DRAIN_BATCH_SIZE", raising=False)
     monkeypatch.setenv("LATAM_DRAIN_BATCH_SIZE_FILE", str(tmp_path / "n"))
-    assert get_settings().drain_batch_size == 2000
+    assert get_settings().drain_batch_size == DrainConfig().batch_size
 
 
 def _problem(monkeypatch, **env: str) -> str:
