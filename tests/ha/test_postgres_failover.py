@@ -54,8 +54,8 @@ FLIGHT_SQL = (
 
 
 class ReplicatedWarehouse(api.ApiWarehouse):
-    """A warehouse whose API reads through a multi-host DSN (the shared fixtures derive the
-    reader's URL from the owner's, which names one host)."""
+    """A warehouse whose API reads through its own multi-host DSN (`prefer-standby`), not the
+    owner's (`read-write`) from which the shared fixtures derive the reader's URL."""
 
     def __init__(self, owner_url: str, data_docs_dir: Path, reader_dsn: str):
         super().__init__(owner_url, data_docs_dir)
