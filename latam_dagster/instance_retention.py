@@ -13,8 +13,8 @@ dagster.yaml (`retention:`).
 
 `delete_run` leaves the run's asset check executions behind (about 17 rows, 30 KiB, per drain
 run: most of what would still grow), and no Dagster API deletes them per run, so
-`delete_check_executions` does it with one statement per batch of runs on the event log
-storage's own connection. It names Dagster's table and columns: a Dagster upgrade that changes
+`delete_check_executions` does it on the event log storage's own connection, one statement per
+check and batch of runs, through Dagster's unique index on (asset_key, check_name, run_id). It names Dagster's table and columns: a Dagster upgrade that changes
 them fails the job (and tests/integration/test_instance_retention.py), it does not pass
 silently.
 
@@ -22,7 +22,7 @@ What stays: the assets' latest state (asset keys, last materialization, partitio
 and the runs' compute logs (files, not the database).
 """
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -60,17 +60,38 @@ class Purged:
     check_executions: int = 0
 
 
-def delete_check_executions(instance: DagsterInstance, run_ids: Collection[str]) -> int:
-    """Delete the asset check executions of `run_ids`; returns the rows deleted (0 on an
-    instance whose event log is not in SQL)."""
+def recorded_checks(instance: DagsterInstance) -> list[tuple[str, str]]:
+    """The (asset key, check name) pairs with executions in the instance: a few dozen, read once
+    a purge so that each delete below goes through Dagster's unique index, which starts with
+    them (no index starts with run_id)."""
+    connect = getattr(instance.event_log_storage, "index_connection", None)
+    if connect is None:
+        return []
+    query = sa.select(CHECK_EXECUTIONS.c.asset_key, CHECK_EXECUTIONS.c.check_name).distinct()
+    with connect() as conn:
+        return [(key, name) for key, name in conn.execute(query)]
+
+
+def delete_check_executions(
+    instance: DagsterInstance, run_ids: Collection[str], checks: Iterable[tuple[str, str]]
+) -> int:
+    """Delete the executions of `checks` (`recorded_checks`) by `run_ids`; returns the rows
+    deleted (0 on an instance whose event log is not in SQL)."""
     connect = getattr(instance.event_log_storage, "index_connection", None)
     if connect is None or not run_ids:
         return 0
+    deleted = 0
     with connect() as conn, conn.begin():
-        result = conn.execute(
-            CHECK_EXECUTIONS.delete().where(CHECK_EXECUTIONS.c.run_id.in_(list(run_ids)))
-        )
-    return result.rowcount
+        for key, name in checks:
+            result = conn.execute(
+                CHECK_EXECUTIONS.delete().where(
+                    CHECK_EXECUTIONS.c.asset_key == key,
+                    CHECK_EXECUTIONS.c.check_name == name,
+                    CHECK_EXECUTIONS.c.run_id.in_(list(run_ids)),
+                )
+            )
+            deleted += result.rowcount
+    return deleted
 
 
 def purge_old_runs(
@@ -93,6 +114,7 @@ def purge_old_runs(
         raise ValueError("batch must be at least 1")
     now = now.astimezone(UTC)
     purged = Purged()
+    checks = recorded_checks(instance)
     for statuses, days in ((SUCCESS_STATUSES, success_days), (FAILURE_STATUSES, failure_days)):
         if days <= 0:
             continue
@@ -103,7 +125,7 @@ def purge_old_runs(
             ]
             # the check executions first: once its run is gone, nothing finds them any more
             purged.check_executions += delete_check_executions(
-                instance, [run.run_id for run in runs]
+                instance, [run.run_id for run in runs], checks
             )
             for run in runs:
                 instance.delete_run(run.run_id)
