@@ -130,6 +130,10 @@ def _compiled(event_type: str, version: int):
     return jsonschema_rs.validator_for(_schema(event_type, version), validate_formats=True)
 
 
+# every supported (event_type, schema_version): one lookup on the drain's path
+_VALIDATORS = {(t, v): _compiled(t, v) for t in EVENT_TYPES for v in SUPPORTED_VERSIONS}
+
+
 def _schema_at(schema: Any, path: list) -> Any:
     for part in path:
         schema = schema[part] if isinstance(schema, dict | list) else None
@@ -246,21 +250,32 @@ def validate_event(
     `nul_in_text` says the text has one even if the parsed value does not (a key given twice
     keeps only its last value, but Postgres refuses the escape wherever it is).
     """
+    return _problem(doc, may_hold_nul, nul_in_text) or ValidEvent(doc)
+
+
+def _problem(doc: Any, may_hold_nul: bool, nul_in_text: bool) -> InvalidEvent | None:
+    """Why `doc` breaks the contract, or None. The drain runs this for every message: the
+    common case takes one dictionary lookup per rule and builds nothing."""
     if not isinstance(doc, dict):
         return _fail(f"JSON value is not an object (got {type(doc).__name__})")
     if not doc.keys() >= _ENVELOPE_SET:  # one set test on the hot path; the list on failure
         missing = [f for f in ENVELOPE_FIELDS if f not in doc]
         return _fail(f"missing envelope field(s): {', '.join(missing)}", doc)
     version = doc["schema_version"]
-    if type(version) is not int:  # parsed JSON: a bool is the only int subclass it can hold
-        return _fail("schema_version: must be an integer", doc)
-    if version not in SUPPORTED_VERSIONS:
-        supported = ", ".join(map(str, SUPPORTED_VERSIONS))
-        return _fail(f"schema_version: unsupported (supported: {supported})", doc)
     event_type = doc["event_type"]
-    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
+    # parsed JSON: a bool is the only int subclass it can hold; the key is hashable below
+    validator = (
+        _VALIDATORS.get((event_type, version))
+        if type(version) is int and type(event_type) is str
+        else None
+    )
+    if validator is None:
+        if type(version) is not int:
+            return _fail("schema_version: must be an integer", doc)
+        if version not in SUPPORTED_VERSIONS:
+            supported = ", ".join(map(str, SUPPORTED_VERSIONS))
+            return _fail(f"schema_version: unsupported (supported: {supported})", doc)
         return _fail(f"unknown event_type (known: {', '.join(EVENT_TYPES)})", doc)
-    validator = _compiled(event_type, version)
     try:
         error = None if validator.is_valid(doc) else next(validator.iter_errors(doc))
     except (ValueError, RecursionError) as exc:  # jsonschema-rs refuses values nested too deep
@@ -271,19 +286,20 @@ def validate_event(
         where = "/".join(str(p) for p in error.instance_path) or "(root)"
         rule = _rule(error, _schema(event_type, version))
         return _fail(f"{event_type} v{version}: {where}: {rule}", doc)
-    bad_integer = _check_integers(event_type, doc["payload"])
+    payload = doc["payload"]
+    bad_integer = _check_integers(event_type, payload)
     if bad_integer:
         return _fail(f"{event_type} v{version}: {bad_integer}", doc)
-    payload = doc["payload"]
     if problem := _timestamp_problem(doc["event_time"]):
         return _fail(f"{event_type} v{version}: event_time: {problem}", doc)
     for name in TIMESTAMP_FIELDS[event_type]:
         value = payload.get(name)
         if value is not None and (problem := _timestamp_problem(value)):
             return _fail(f"{event_type} v{version}: payload/{name}: {problem}", doc)
-    if payload.get("flight_date") is not None:
+    flight_date = payload.get("flight_date")
+    if flight_date is not None:
         try:
-            year = date.fromisoformat(payload["flight_date"]).year
+            year = date.fromisoformat(flight_date).year
         except ValueError:
             return _fail(f"{event_type} v{version}: payload/flight_date: not a calendar date", doc)
         if not MIN_YEAR <= year <= MAX_YEAR:
@@ -295,7 +311,7 @@ def validate_event(
         where = _nul_path(doc) or ("(a key given twice)" if nul_in_text else None)
         if where is not None:
             return _fail(f"{event_type} v{version}: {where}: NUL character (\\u0000)", doc)
-    return ValidEvent(doc)
+    return None
 
 
 def validate_body(body: bytes, max_bytes: int) -> ValidEvent | InvalidEvent:
@@ -314,12 +330,10 @@ def validate_body(body: bytes, max_bytes: int) -> ValidEvent | InvalidEvent:
         # orjson's messages name the syntax problem and its position, not the text around it
         return InvalidEvent(f"body is not JSON: {exc.msg} at char {exc.pos}")
     nul = "\\u0000" in text and _NUL_ESCAPE.search(text) is not None
-    outcome = validate_event(doc, may_hold_nul=nul, nul_in_text=nul)
-    if isinstance(outcome, ValidEvent) and (
-        where := _underflow(outcome.event_type, doc["payload"], text)
-    ):
-        reason = (
-            f"{outcome.event_type} v1: {where}: underflows double precision (not 0, below 4.9e-324)"
-        )
-        return InvalidEvent(reason, outcome.message_id)
-    return ValidEvent(doc, text) if isinstance(outcome, ValidEvent) else outcome
+    if invalid := _problem(doc, nul, nul):
+        return invalid
+    event_type = doc["event_type"]
+    if event_type in FLOAT8_FIELDS and (where := _underflow(event_type, doc["payload"], text)):
+        reason = f"{event_type} v1: {where}: underflows double precision (not 0, below 4.9e-324)"
+        return InvalidEvent(reason, message_id_of(doc))
+    return ValidEvent(doc, text)

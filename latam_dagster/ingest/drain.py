@@ -182,12 +182,14 @@ def classify(
         sha = hashlib.sha256(body).digest()
         if isinstance(outcome, InvalidEvent):
             return Rejected(queue, key, outcome.reason, body, outcome.message_id, body_sha256=sha)
-        source = outcome.doc.get("source_system")
-        if problem := identity_problem(source, user_id, enforce_identity):
-            rejected = Rejected(queue, key, problem, body, outcome.message_id, body_sha256=sha)
+        doc = outcome.doc
+        if (user_id is not None or enforce_identity) and (
+            problem := identity_problem(doc.get("source_system"), user_id, enforce_identity)
+        ):
+            rejected = Rejected(queue, key, problem, body, doc["message_id"], body_sha256=sha)
             rejected.error_class = IDENTITY_ERROR_CLASS
             return rejected
-        return Valid(outcome.event_type, key, outcome.text, outcome.message_id, sha)
+        return Valid(doc["event_type"], key, outcome.text, doc["message_id"], sha)
     except Exception as exc:  # noqa: BLE001 - the contract: one message never stops a drain
         reason = f"could not handle the message: {type(exc).__name__}"
         rejected = Rejected.head_of(queue, routing_key, reason, bytes(body), max_bytes)
@@ -286,9 +288,6 @@ class PrefetchWindow:
         self.tags.append(self.channel.basic_consume(self.queue, self.on_message, auto_ack=False))
         self.count += window
         self.changes += 1
-
-    def observe(self, size: int) -> None:
-        self.largest = max(self.largest, size)
 
     def adjust(self, delivered: int, acked: int) -> None:
         """Widen or narrow the window by what the bodies received so far allow."""
@@ -459,17 +458,19 @@ def _drain(
         enforce = config.enforce_identity
         pending_bytes = delivered = 0
 
-        def on_message(ch, method, props, body: bytes) -> None:
+        def on_message(_ch, method, props, body: bytes) -> None:
             # validated here, while the writer thread waits on Postgres for the previous batch;
             # of the properties only user_id is read (the identity check); headers are not
             nonlocal pending_bytes, delivered
             delivered += 1
+            size = len(body)
             user_id = getattr(props, "user_id", None)
             item = classify(body, method.routing_key, queue, max_bytes, user_id, enforce)
             pending.append((method.delivery_tag, item))
             pending_bytes += _held_bytes(item)
-            stats.bytes_received += len(body)
-            window.observe(len(body))
+            stats.bytes_received += size
+            if size > window.largest:
+                window.largest = size
 
         def batch_full() -> bool:
             return len(pending) >= config.batch_size or pending_bytes >= config.batch_bytes
