@@ -46,6 +46,10 @@ def _redact(url: str) -> str:
     return url
 
 
+# libpq's words when every server it reached was read-only for the URL's target_session_attrs
+_ONLY_READ_ONLY = ("session is read-only", "server is in hot standby mode")
+
+
 def connect(url: str, **kwargs) -> psycopg2.extensions.connection:
     """Open a psycopg2 connection, turning a refused connection into advice.
 
@@ -68,6 +72,15 @@ def connect(url: str, **kwargs) -> psycopg2.extensions.connection:
             ) from exc
         if "does not exist" in str(exc):
             raise
+        if any(sign in str(exc) for sign in _ONLY_READ_ONLY):
+            # the servers answer, but none takes writes: a standby, or a failover under way
+            raise WarehouseUnavailable(
+                f"PostgreSQL at {_redact(dsn)} answered, but no server there accepts writes "
+                f"({' '.join(str(exc).split())}): the URL asks for a read-write server "
+                "(target_session_attrs) and only read-only ones (standbys) were reached. During a "
+                "failover this lasts until a standby is promoted; otherwise list the primary's "
+                "host in LATAM_WAREHOUSE_URL."
+            ) from exc
         raise WarehouseUnavailable(
             f"PostgreSQL is not reachable at {_redact(dsn)} ({' '.join(str(exc).split())}). "
             "Start it (on Debian: pg_ctlcluster --skip-systemctl-redirect "

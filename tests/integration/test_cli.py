@@ -8,8 +8,9 @@ import uuid
 import orjson
 import pytest
 
+from latam_dagster import db
 from latam_dagster.ingest.topology import Topology, delete_topology, queue_depths
-from tests.conftest import LATAM, RUN_ID, _db_url, drop_database, query
+from tests.conftest import LATAM, PG_ADMIN_URL, RUN_ID, _db_url, drop_database, query
 from tests.integration.ingest_helpers import make_flight_event
 
 pytestmark = pytest.mark.integration
@@ -111,6 +112,23 @@ def test_quarantine_replay_after_a_fix_moves_rows_to_raw(cli_env):
     assert query(url, "SELECT replay_result FROM raw.quarantine") == [("inserted",)]
     proc = latam(cli_env, "quarantine", "replay")
     assert b"examined 0" in proc.stdout  # replayed rows are not replayed twice
+
+
+def test_a_read_only_server_is_not_reported_as_unreachable():
+    """A URL that wants a writable server (the drain's, during a failover) and reaches only a
+    read-only one says so, instead of advising to start a server that is running."""
+    sep = "&" if "?" in PG_ADMIN_URL else "?"
+    read_only = (
+        f"{PG_ADMIN_URL}{sep}target_session_attrs=read-write"
+        "&options=-c%20default_transaction_read_only%3Don"  # what a hot standby reports
+    )
+    with pytest.raises(db.WarehouseUnavailable) as caught:
+        db.connect(read_only)
+    message = str(caught.value)
+    assert "no server there accepts writes" in message
+    assert "session is read-only" in message
+    assert "not reachable" not in message and "pg_ctlcluster" not in message
+    db.connect(PG_ADMIN_URL).close()  # the same server, without the requirement: fine
 
 
 def test_doctor_says_which_service_is_missing_and_how_to_start_it(cli_env):
