@@ -70,6 +70,7 @@ class KeyOwner:
 
     name: str
     scopes: frozenset[str]
+    key_id: int | None = None  # which key: a name is reused once its key is revoked
 
 
 class _BoundedCache:
@@ -91,6 +92,14 @@ class _BoundedCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+_OWNER_BY_HASH = (
+    "SELECT key_id, name, scopes FROM api.api_keys WHERE key_hash = %s AND revoked_at IS NULL"
+)
+_OWNER_BY_ID = (
+    "SELECT key_id, name, scopes FROM api.api_keys WHERE key_id = %s AND revoked_at IS NULL"
+)
 
 
 class KeyVerifier:
@@ -121,15 +130,27 @@ class KeyVerifier:
                 hit = self.valid.get(digest, now) or self.refused.get(digest, now)
             if hit is not None:
                 return hit[1]
-        row = self.db.fetch_one(
-            "SELECT name, scopes FROM api.api_keys WHERE key_hash = %s AND revoked_at IS NULL",
-            (psycopg2.Binary(digest),),
-        )
-        owner = KeyOwner(row["name"], frozenset(row["scopes"])) if row else None
+        return self._lookup(digest, _OWNER_BY_HASH, psycopg2.Binary(digest), now)
+
+    def active_key(self, key_id: int) -> KeyOwner | None:
+        """The owner of key `key_id` while it is active (a browser session's check on every page:
+        revoking the key ends the session within the same cache time as its bearer use)."""
+        cache_key = b"key_id:%d" % key_id  # never the length of a digest
+        now = time.monotonic()
+        if self.cache_seconds > 0:
+            with self._lock:
+                hit = self.valid.get(cache_key, now) or self.refused.get(cache_key, now)
+            if hit is not None:
+                return hit[1]
+        return self._lookup(cache_key, _OWNER_BY_ID, key_id, now)
+
+    def _lookup(self, cache_key: bytes, sql: str, value: object, now: float) -> KeyOwner | None:
+        row = self.db.fetch_one(sql, (value,))
+        owner = KeyOwner(row["name"], frozenset(row["scopes"]), row["key_id"]) if row else None
         if self.cache_seconds > 0:
             with self._lock:
                 cache = self.valid if owner is not None else self.refused
-                cache.put(digest, now + self.cache_seconds, owner)
+                cache.put(cache_key, now + self.cache_seconds, owner)
         return owner
 
 

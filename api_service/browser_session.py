@@ -2,7 +2,9 @@
 
 A browser cannot send `Authorization: Bearer`, so `/quality/login` takes a key with the
 `quality:read` scope, checks it with the API's own `KeyVerifier`, and opens a Flask session: a
-cookie signed with LATAM_API_SESSION_SECRET that names the key's owner. It is HttpOnly (no script
+cookie signed with LATAM_API_SESSION_SECRET that names the key's owner and the key's id. Every page
+looks the key up again (with the API's key cache), so revoking the key ends its sessions within
+LATAM_API_KEY_CACHE_SECONDS, as it ends the key's bearer use. It is HttpOnly (no script
 reads it), SameSite=Lax (other sites cannot make the browser send it with their requests), Secure
 when the request came over HTTPS, scoped to `/quality`, and valid for `LIFETIME` from the login
 (the server checks the signature's age, whatever the browser keeps). The cookie holds no key.
@@ -30,10 +32,11 @@ SCOPE = "quality:read"
 COOKIE_NAME = "latam_quality_session"
 COOKIE_PATH = "/quality"
 # A working day: long enough not to ask again while a person reads the report, short enough that
-# a stolen cookie, or a key revoked meanwhile (the session does not look the key up again), ends
-# the same day. Logging out, or changing LATAM_API_SESSION_SECRET, ends sessions sooner.
+# a stolen cookie ends the same day. Logging out, revoking the key, or changing
+# LATAM_API_SESSION_SECRET ends sessions sooner.
 LIFETIME = timedelta(hours=8)
 _READER = "quality_reader"
+_KEY_ID = "quality_key_id"
 log = logging.getLogger("api_service")
 
 
@@ -85,6 +88,7 @@ def sign_in(owner: KeyOwner) -> None:
     session.clear()
     session.permanent = True
     session[_READER] = owner.name
+    session[_KEY_ID] = owner.key_id
 
 
 def sign_out() -> None:
@@ -92,9 +96,19 @@ def sign_out() -> None:
 
 
 def session_reader() -> str | None:
-    """Name of the key owner signed in with the session cookie, if any."""
-    name = session.get(_READER)
-    return name if isinstance(name, str) and name else None
+    """Name of the key owner signed in with the session cookie, if any: the key it was opened
+    with must still be active and still hold the scope. A session of a revoked key (or one
+    without a key id) is cleared, so its cookie is deleted with this response."""
+    name, key_id = session.get(_READER), session.get(_KEY_ID)
+    if not (isinstance(name, str) and name and type(key_id) is int):
+        if session:
+            session.clear()
+        return None
+    owner = services().keys.active_key(key_id)
+    if owner is None or owner.name != name or SCOPE not in owner.scopes:
+        session.clear()
+        return None
+    return name
 
 
 def current_reader() -> str | None:

@@ -313,6 +313,42 @@ def test_a_revoked_key_cannot_sign_in(browser, world):
     assert browser.post("/quality/login", data={"api_key": key}).status_code == 401
 
 
+def test_revoking_the_key_ends_its_browser_sessions(browser, world):
+    """A session lasts only as long as its key: the next page after the revocation asks to sign
+    in again and deletes the cookie, and a new key given the same name does not revive it."""
+    name = f"qs-session-{uuid.uuid4().hex[:6]}"
+    key = new_api_key(world.owner_url, ["quality:read"], name=name)
+    assert browser.post("/quality/login", data={"api_key": key}).status_code == 303
+    assert browser.get("/quality/", headers=HTML).status_code == 200
+    with connection(world.owner_url) as conn:
+        assert revoke_key(conn, name) == 1
+    response = browser.get("/quality/", headers=HTML)
+    assert response.status_code == 302 and "/quality/login" in response.headers["Location"]
+    cookie = _cookie_header(response)
+    assert "Max-Age=0" in cookie or "Expires=Thu, 01 Jan 1970" in cookie
+    assert browser.get("/quality/trends", headers=HTML).status_code == 302
+    # the same browser signs in again with a new key of that name; a copy of the old cookie
+    # (kept by someone else) stays refused
+    old = browser.get_cookie(COOKIE_NAME, path="/quality")
+    assert old is None  # deleted above
+    new_key = new_api_key(world.owner_url, ["quality:read"], name=name)
+    assert browser.post("/quality/login", data={"api_key": new_key}).status_code == 303
+    assert browser.get("/quality/", headers=HTML).status_code == 200
+
+
+def test_a_session_of_a_revoked_key_stays_refused_after_the_name_is_reused(app, world):
+    name = f"qs-reuse-{uuid.uuid4().hex[:6]}"
+    first, other = app.test_client(), app.test_client()
+    key = new_api_key(world.owner_url, ["quality:read"], name=name)
+    assert first.post("/quality/login", data={"api_key": key}).status_code == 303
+    stolen = first.get_cookie(COOKIE_NAME, path="/quality").value
+    with connection(world.owner_url) as conn:
+        assert revoke_key(conn, name) == 1
+    new_api_key(world.owner_url, ["quality:read"], name=name)  # the name is active again
+    other.set_cookie(COOKIE_NAME, stolen, path="/quality")
+    assert other.get("/quality/", headers=HTML).status_code == 302
+
+
 def test_sign_out_clears_the_session(signed_in):
     assert signed_in.get("/quality/", headers=HTML).status_code == 200
     response = signed_in.post("/quality/logout")
@@ -354,19 +390,40 @@ def test_after_sign_in_the_browser_stays_on_the_report(browser, reader_key, targ
     assert response.status_code == 303 and response.headers["Location"] == "/quality/"
 
 
-def test_a_session_ends_after_its_lifetime(app, browser, monkeypatch):
+def _key_id(owner_url: str, name: str) -> int:
+    with connection(owner_url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT key_id FROM api.api_keys WHERE name = %s AND revoked_at IS NULL", (name,)
+        )
+        return cur.fetchone()[0]
+
+
+def test_a_session_ends_after_its_lifetime(app, browser, world, monkeypatch):
+    name = f"qs-life-{uuid.uuid4().hex[:6]}"
+    new_api_key(world.owner_url, ["quality:read"], name=name)
+    content = {
+        "_permanent": True,
+        "quality_reader": name,
+        "quality_key_id": _key_id(world.owner_url, name),
+    }
     serializer = app.session_interface.get_signing_serializer(app)
     real = time.time()
     monkeypatch.setattr(
         itsdangerous.timed.time, "time", lambda: real - LIFETIME.total_seconds() - 60
     )
-    stale = serializer.dumps({"_permanent": True, "quality_reader": "someone"})
+    stale = serializer.dumps(content)
     monkeypatch.undo()
-    fresh = serializer.dumps({"_permanent": True, "quality_reader": "someone"})
+    fresh = serializer.dumps(content)
     browser.set_cookie(COOKIE_NAME, stale, path="/quality")
     assert browser.get("/quality/", headers=HTML).status_code == 302
     browser.set_cookie(COOKIE_NAME, fresh, path="/quality")
     assert browser.get("/quality/", headers=HTML).status_code == 200
+    # a session that names its reader but no key (as signed before sessions carried the key's
+    # id) is refused too
+    browser.set_cookie(
+        COOKIE_NAME, serializer.dumps({"_permanent": True, "quality_reader": name}), path="/quality"
+    )
+    assert browser.get("/quality/", headers=HTML).status_code == 302
 
 
 def test_a_cookie_not_signed_with_our_secret_is_ignored(browser):
