@@ -124,27 +124,21 @@ class KeyVerifier:
         if not key or len(key) > MAX_KEY_LENGTH or not well_formed(key):
             return None
         digest = hash_key(key)
-        now = time.monotonic()
-        if self.cache_seconds > 0:
-            with self._lock:
-                hit = self.valid.get(digest, now) or self.refused.get(digest, now)
-            if hit is not None:
-                return hit[1]
-        return self._lookup(digest, _OWNER_BY_HASH, psycopg2.Binary(digest), now)
+        return self._owner(digest, _OWNER_BY_HASH, psycopg2.Binary(digest))
 
     def active_key(self, key_id: int) -> KeyOwner | None:
         """The owner of key `key_id` while it is active (a browser session's check on every page:
         revoking the key ends the session within the same cache time as its bearer use)."""
-        cache_key = b"key_id:%d" % key_id  # never the length of a digest
+        return self._owner(b"key_id:%d" % key_id, _OWNER_BY_ID, key_id)  # never a digest's length
+
+    def _owner(self, cache_key: bytes, sql: str, value: object) -> KeyOwner | None:
+        """The cached answer for `cache_key`, else the database's (then cached)."""
         now = time.monotonic()
         if self.cache_seconds > 0:
             with self._lock:
                 hit = self.valid.get(cache_key, now) or self.refused.get(cache_key, now)
             if hit is not None:
                 return hit[1]
-        return self._lookup(cache_key, _OWNER_BY_ID, key_id, now)
-
-    def _lookup(self, cache_key: bytes, sql: str, value: object, now: float) -> KeyOwner | None:
         row = self.db.fetch_one(sql, (value,))
         owner = KeyOwner(row["name"], frozenset(row["scopes"]), row["key_id"]) if row else None
         if self.cache_seconds > 0:
